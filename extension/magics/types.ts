@@ -38,8 +38,10 @@ export interface MagicSpec {
   /** Whether -i a,b and -o name are accepted. */
   acceptsInputs?: boolean;
   acceptsOutput?: boolean;
-  /** Positional argument count accepted, [min, max]. Default [0, 0]. */
+  /** Positional argument count accepted, [min, max] (max may be Infinity). Default [0, 0]. */
   positionals?: readonly [number, number];
+  /** Synopsis of the positionals for help and error messages, e.g. "FN INPUTS" or "create NAME | list". */
+  usage?: string;
 }
 
 /** One invocation after parsing and validation against its MagicSpec. */
@@ -52,6 +54,8 @@ export interface ParsedMagic {
   inputs: string[]; // -i a,b
   output?: string; // -o name
   body?: string; // cell magics: the lines after the first
+  /** Cell magics: the 1-based line of the cell where the body starts (to map remote line numbers). */
+  bodyStartLine?: number;
   /** The magic line as typed, for messages. */
   line: string;
 }

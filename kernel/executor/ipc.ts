@@ -19,7 +19,8 @@ export type ToExecutor =
   | { type: "inspect"; id: number; code: string; cursorPos: number; detailLevel: number }
   | { type: "is_complete"; id: number; code: string }
   | { type: "input_reply"; id: number; inputId: number; value: string }
-  | { type: "input_refused"; id: number; inputId: number; message: string };
+  /** name: the error class the cell should see (e.g. "StdinNotImplementedError" when allow_stdin is false). */
+  | { type: "input_refused"; id: number; inputId: number; message: string; name?: string };
 
 /** child -> parent */
 export type FromExecutor =

@@ -1,0 +1,85 @@
+/**
+ * Benchmark: a trivial local cell, kernel start-up and idle memory, farlab against tslab 1.0.22
+ * (the real tslab kernel, installed with tslab's own installer), measured in the same run through
+ * the same client (bench/local_cell_driver.py on Debian's jupyter_client).
+ *
+ *   npm run bench:local-cell            (after npx tsc -p .)
+ *   node dist/bench/local-cell.js --runs 200 --starts 5
+ */
+import * as path from "node:path";
+import { installFarlab, installTslab } from "../test/helpers/kernelspec";
+import { SYSTEM_PYTHON, describeRun, runProgram } from "../test/helpers/processes";
+import { REPO_ROOT } from "../test/helpers/repo";
+
+interface KernelNumbers {
+  cell_median_ms: number;
+  cell_p95_ms: number;
+  start_median_ms: number;
+  start_all_ms: number[];
+  idle_rss_mib: number;
+  processes: number;
+}
+
+interface DriverReport {
+  code: string;
+  runs: number;
+  warmup: number;
+  kernels: Record<string, KernelNumbers>;
+}
+
+function option(name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 && process.argv[index + 1] !== undefined ? process.argv[index + 1] : fallback;
+}
+
+function table(report: DriverReport): string {
+  const farlab = report.kernels.farlab;
+  const tslab = report.kernels.tslab;
+  const rows: Array<[string, (k: KernelNumbers) => number, string]> = [
+    [`cell \`${report.code}\` median`, (k) => k.cell_median_ms, "ms"],
+    [`cell \`${report.code}\` p95`, (k) => k.cell_p95_ms, "ms"],
+    ["start -> kernel_info_reply (median)", (k) => k.start_median_ms, "ms"],
+    ["idle RSS, whole process tree", (k) => k.idle_rss_mib, "MiB"],
+  ];
+  const lines = [
+    "| measure | farlab | tslab 1.0.22 | farlab/tslab |",
+    "|---|---:|---:|---:|",
+    ...rows.map(([label, pick, unit]) => {
+      const f = pick(farlab);
+      const t = pick(tslab);
+      return `| ${label} | ${f.toFixed(1)} ${unit} | ${t.toFixed(1)} ${unit} | ${(f / t).toFixed(2)} |`;
+    }),
+    `| processes in the kernel tree | ${farlab.processes} | ${tslab.processes} | |`,
+  ];
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const runs = option("runs", "200");
+  const starts = option("starts", "5");
+  const spec = await installFarlab("bench");
+  try {
+    await installTslab(spec);
+    const result = await runProgram(
+      SYSTEM_PYTHON,
+      [path.join(REPO_ROOT, "bench", "local_cell_driver.py"), "--kernels", "farlab,tslab", "--runs", runs, "--starts", starts],
+      { env: spec.env, timeoutMs: 30 * 60_000 },
+    );
+    if (result.code !== 0) throw new Error(describeRun("local_cell_driver.py", result));
+    const report = JSON.parse(result.stdout) as DriverReport;
+    console.log(`local cell benchmark: ${report.runs} runs after ${report.warmup} warm-up cells, ${starts} starts per kernel`);
+    console.log(table(report));
+    console.log(`start-up samples (ms): farlab ${fmt(report.kernels.farlab.start_all_ms)}; tslab ${fmt(report.kernels.tslab.start_all_ms)}`);
+  } finally {
+    spec.remove();
+  }
+}
+
+function fmt(values: number[]): string {
+  return values.map((v) => v.toFixed(0)).join(", ");
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exitCode = 1;
+});

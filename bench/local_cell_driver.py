@@ -1,0 +1,150 @@
+"""Measures local-cell latency, start-up time and idle memory of Jupyter kernels through
+Debian's jupyter_client (the client JupyterLab's server uses), so every kernel is timed through
+the same real client. Prints one JSON object on stdout; bench/local-cell.ts makes the table.
+
+    /usr/bin/python3 bench/local_cell_driver.py --kernels farlab,tslab --runs 200
+"""
+import argparse
+import json
+import os
+import queue
+import statistics
+import sys
+import time
+
+from jupyter_client.manager import KernelManager
+
+TIMEOUT = 120
+
+
+def wait_for_reply(kc, msg_id, get, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = get(timeout=max(0.0, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg
+
+
+def wait_for_idle(kc, msg_id, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
+        if (
+            msg["parent_header"].get("msg_id") == msg_id
+            and msg["msg_type"] == "status"
+            and msg["content"]["execution_state"] == "idle"
+        ):
+            return
+
+
+def start(kernel_name):
+    """Start a kernel; seconds from start_kernel() until its first kernel_info_reply."""
+    km = KernelManager(kernel_name=kernel_name)
+    t0 = time.perf_counter()
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    # Sent at once: ZeroMQ queues it until the kernel has bound its shell socket.
+    msg_id = kc.kernel_info()
+    wait_for_reply(kc, msg_id, kc.get_shell_msg)
+    elapsed = time.perf_counter() - t0
+    return km, kc, elapsed
+
+
+def stop(km, kc):
+    kc.stop_channels()
+    km.shutdown_kernel(now=False)
+
+
+def run_cell(kc, code):
+    """Seconds from sending execute_request until the kernel is idle again (reply + outputs)."""
+    t0 = time.perf_counter()
+    msg_id = kc.execute(code)
+    reply = wait_for_reply(kc, msg_id, kc.get_shell_msg)
+    wait_for_idle(kc, msg_id)
+    elapsed = time.perf_counter() - t0
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"{code!r} failed: {reply['content']}")
+    return elapsed
+
+
+def process_tree(root_pid):
+    """root_pid and all its descendants, from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kernels", default="farlab,tslab")
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--code", default="1+1")
+    args = parser.parse_args()
+    kernels = args.kernels.split(",")
+
+    startup = {name: [] for name in kernels}
+    # Interleaved, so both kernels see the same background load.
+    for _ in range(args.starts):
+        for name in kernels:
+            km, kc, elapsed = start(name)
+            startup[name].append(elapsed)
+            stop(km, kc)
+
+    report = {"code": args.code, "runs": args.runs, "warmup": args.warmup, "kernels": {}}
+    for name in kernels:
+        km, kc, _ = start(name)
+        try:
+            for _ in range(args.warmup):
+                run_cell(kc, args.code)
+            times = [run_cell(kc, args.code) for _ in range(args.runs)]
+            tree = process_tree(km.provisioner.process.pid)
+            report["kernels"][name] = {
+                "cell_median_ms": statistics.median(times) * 1000,
+                "cell_p95_ms": percentile(times, 95) * 1000,
+                "start_median_ms": statistics.median(startup[name]) * 1000,
+                "start_all_ms": [s * 1000 for s in startup[name]],
+                "idle_rss_mib": sum(rss_kib(pid) for pid in tree) / 1024,
+                "processes": len(tree),
+            }
+        finally:
+            stop(km, kc)
+        print(f"measured {name}", file=sys.stderr)
+    json.dump(report, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

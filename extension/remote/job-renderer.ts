@@ -1,0 +1,194 @@
+/**
+ * Renders one remote job's events into the notebook cell through the MagicContext, and reports
+ * how the job ended. One job, one renderer:
+ * - stream: coalesced (kernel/protocol's StreamCoalescer: a few messages a second, order kept)
+ *   and "\r" overwrites collapsed inside each flush, so a spinning progress line costs one
+ *   message per flush, not one per redraw;
+ * - display / update_display / clear_output: the remote bundle as is; display ids are namespaced
+ *   by job, so two jobs (or agents) that both say "display-1" never update each other's output;
+ * - progress: one ProgressBar (kernel/display) per remote bar id, updated in place and throttled
+ *   by the bar itself (count, rate, ETA);
+ * - queued / status / started: one status line, updated in place ("waiting for A100: ...");
+ * - result / error / done: kept for the caller, who turns them into the cell's value or error.
+ * A cell shows at most STREAM_LIMIT_CHARS of stream text (the frontend would freeze and the
+ * server's iopub rate limit trip long before a flood ends); past it, one notice says where the
+ * rest is: the agent keeps the job's whole output in its journal.
+ */
+import type { JobEvent, JobEventBody } from "../../remote-agent/protocol/messages";
+import type { ProgressBar } from "../../kernel/display/api-types";
+import { JUPYTER_DISPLAY, type MimeBundle, type MimeMetadata, type SelfDisplaying } from "../../kernel/display/types";
+import { StreamCoalescer } from "../../kernel/protocol/stream-coalescer";
+import type { MagicContext } from "../magics/types";
+
+type Ev<K extends JobEventBody["kind"]> = Extract<JobEventBody, { kind: K }>;
+
+/** Stream text shown per remote cell (1 MiB of characters); the rest stays in the job journal. */
+export const STREAM_LIMIT_CHARS = 1024 * 1024;
+
+export interface JobOutcome {
+  status: Ev<"done">["status"] | "lost";
+  result?: Ev<"result">;
+  error?: Ev<"error">;
+  /** The session the job ran in (from `started`). */
+  session?: string;
+}
+
+/** A value that displays as the given bundle (the cell's execute_result, or a display). */
+export function bundleValue(data: Record<string, unknown>, metadata: MimeMetadata = {}): SelfDisplaying {
+  const bundle = { "text/plain": "", ...data } as MimeBundle;
+  return { [JUPYTER_DISPLAY]: () => ({ data: bundle, metadata }) };
+}
+
+export class JobRenderer {
+  private readonly streams: StreamCoalescer;
+  private readonly atLineStart = { stdout: true, stderr: true };
+  private readonly bars = new Map<string, ProgressBar>();
+  private statusShown = false;
+  private streamedChars = 0;
+  private readonly outcome: JobOutcome = { status: "lost" };
+
+  constructor(
+    private readonly ctx: MagicContext,
+    private readonly jobId: string,
+  ) {
+    this.streams = new StreamCoalescer((output) => {
+      if (output.msgType === "stream") this.writeStream(output.content.name, output.content.text);
+    });
+  }
+
+  /** Renders every event of `events` until `done`; returns how the job ended. */
+  async render(events: AsyncIterable<JobEvent>): Promise<JobOutcome> {
+    try {
+      for await (const { event } of events) {
+        this.handle(event);
+        if (event.kind === "done") break;
+      }
+    } finally {
+      this.streams.flush();
+      for (const bar of this.bars.values()) bar.done();
+    }
+    return this.outcome;
+  }
+
+  private handle(event: JobEventBody): void {
+    if (event.kind === "stream") {
+      this.streams.publish({ msgType: "stream", content: { name: event.name, text: event.text } });
+      return;
+    }
+    this.streams.flush(); // everything else keeps its place after the text before it
+    switch (event.kind) {
+      case "queued":
+        this.showStatus(event.position > 0 ? `${event.reason}: ${plural(event.position, "job")} ahead` : event.reason);
+        break;
+      case "status":
+        this.showStatus(event.text);
+        break;
+      case "started":
+        this.outcome.session = event.session;
+        // Only a cell that had to wait shows where it finally started.
+        if (this.statusShown) {
+          const gpus = event.gpus.length ? ` with ${event.gpus.join(", ")}` : "";
+          this.showStatus(`started on ${event.where}${gpus} (session '${event.session}')`);
+        }
+        break;
+      case "display":
+        this.ctx.display(bundleValue(event.data, event.metadata), {
+          displayId: event.displayId === undefined ? undefined : this.displayId(event.displayId),
+        });
+        break;
+      case "update_display":
+        this.ctx.display(bundleValue(event.data, event.metadata), { displayId: this.displayId(event.displayId), update: true });
+        break;
+      case "clear_output":
+        this.ctx.display.clear(event.wait);
+        for (const key of this.bars.keys()) this.bars.delete(key); // their displays are gone
+        this.statusShown = false;
+        break;
+      case "progress":
+        this.progress(event);
+        break;
+      case "result":
+        this.outcome.result = event;
+        break;
+      case "error":
+        this.outcome.error = event;
+        break;
+      case "done":
+        this.outcome.status = event.status;
+        break;
+    }
+  }
+
+  private progress(event: Ev<"progress">): void {
+    let bar = this.bars.get(event.id);
+    if (!bar) {
+      bar = this.ctx.display.progress({ total: event.total ?? undefined, description: event.description });
+      this.bars.set(event.id, bar);
+    }
+    bar.set(event.n, event.total ?? undefined);
+    if (event.closed) {
+      bar.done();
+      this.bars.delete(event.id);
+    }
+  }
+
+  private showStatus(text: string): void {
+    this.ctx.display(bundleValue({ "text/plain": text }), {
+      displayId: `farlab-remote-${this.jobId}-status`,
+      update: this.statusShown,
+    });
+    this.statusShown = true;
+  }
+
+  /** Remote display ids live in the job's namespace, apart from the status line's own id. */
+  private displayId(remoteId: string): string {
+    return `farlab-remote-${this.jobId}-display-${remoteId}`;
+  }
+
+  private writeStream(name: "stdout" | "stderr", text: string): void {
+    if (this.streamedChars >= STREAM_LIMIT_CHARS) return;
+    let collapsed = collapseOverwrites(text, this.atLineStart[name]);
+    if (collapsed === "") return;
+    this.streamedChars += collapsed.length;
+    if (this.streamedChars >= STREAM_LIMIT_CHARS) {
+      collapsed = collapsed.slice(0, collapsed.length - (this.streamedChars - STREAM_LIMIT_CHARS));
+      this.ctx.stream(name, collapsed);
+      this.ctx.stream(
+        "stderr",
+        `\n[farlab: output shown up to ${STREAM_LIMIT_CHARS / 1024 / 1024} MiB; the cell goes on, and its whole output ` +
+          `stays in the agent's journal for job ${this.jobId} (see %remote jobs)]\n`,
+      );
+      return;
+    }
+    this.atLineStart[name] = collapsed.endsWith("\n");
+    this.ctx.stream(name, collapsed);
+  }
+}
+
+/**
+ * Drops the text a "\r" overwrites inside one chunk: "\r 10%\r 20%\r 30%" -> "\r 30%". Only the
+ * visible result of each line is kept. A chunk that overwrites a line an earlier chunk left open
+ * (`atLineStart` false) starts with "\r", so the frontend replaces that line too; a line that ends
+ * in "\r" keeps it, so the next chunk overwrites it. "\r\n" is a plain line end.
+ */
+export function collapseOverwrites(text: string, atLineStart: boolean): string {
+  if (!text.includes("\r")) return text;
+  const lines = text.replace(/\r+\n/g, "\n").split("\n");
+  return lines
+    .map((line, index) => {
+      if (!line.includes("\r")) return line;
+      const pieces = line.split("\r");
+      const endsOpen = pieces[pieces.length - 1] === "" ? "\r" : "";
+      let last = pieces.length - 1;
+      while (last >= 0 && pieces[last] === "") last--;
+      // Nothing after the first piece: no overwrite inside this chunk, the line just goes on.
+      if (last <= 0) return `${pieces[0]}${endsOpen}`;
+      const overwritesEarlierChunk = index === 0 && !atLineStart ? "\r" : "";
+      return `${overwritesEarlierChunk}${pieces[last]}${endsOpen}`;
+    })
+    .join("\n");
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}

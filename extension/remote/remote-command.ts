@@ -1,0 +1,180 @@
+/**
+ * `%remote SUBCOMMAND ...`: agents, sessions, jobs and notebook-wide defaults (shared/MAGICS.md).
+ * `connect` and `attach` are not here yet (they come with SSH/ZeroMQ agents): the parser then
+ * answers `%remote connect` with the list of valid subcommands.
+ */
+import type { GpuInfo, JobInfo, SessionInfo } from "../../remote-agent/protocol/messages";
+import { MagicUsageError } from "../magics/errors";
+import { PlainText } from "../magics/help";
+import type { MagicHandler, ParsedMagic } from "../magics/types";
+import type { AgentClient } from "./agent-client";
+import { agents, type AgentRegistry } from "./agents";
+import { REMOTE_FLAGS, REMOTE_OPTIONS, remoteDefaults, type RemoteDefaults, type RemoteOptionValues } from "./remote-options";
+import { report, type Table } from "./tables";
+
+type Subcommand = (magic: ParsedMagic, client: () => AgentClient) => Promise<unknown>;
+
+export function createRemoteCommandMagic(registry: AgentRegistry = agents, defaults: RemoteDefaults = remoteDefaults): MagicHandler {
+  const subcommands: Record<string, { usage: string; run: Subcommand; takesName?: boolean }> = {
+    status: { usage: "status [agent=NAME]", run: (_m, client) => status(client()) },
+    sessions: { usage: "sessions [agent=NAME]", run: async (_m, client) => sessionsReport(client()) },
+    stop: {
+      usage: "stop NAME [agent=NAME]",
+      takesName: true,
+      run: async (m, client) => {
+        await client().request({ type: "session_stop", name: m.positionals[1] });
+        return new PlainText(`stopped session '${m.positionals[1]}' on agent '${client().name}'`);
+      },
+    },
+    restart: {
+      usage: "restart NAME [agent=NAME]",
+      takesName: true,
+      run: async (m, client) => {
+        await client().request({ type: "session_restart", name: m.positionals[1] });
+        return new PlainText(`restarted session '${m.positionals[1]}' on agent '${client().name}': its state is cleared`);
+      },
+    },
+    jobs: { usage: "jobs [agent=NAME]", run: async (_m, client) => jobsReport(client()) },
+    config: { usage: "config [key=value ...] [--fresh] | config reset", run: async (m) => configure(m, defaults) },
+  };
+
+  return {
+    spec: {
+      name: "remote",
+      kind: "line",
+      help: "agents, sessions, jobs and notebook-wide %%remote defaults",
+      subcommands: Object.keys(subcommands),
+      usage: Object.values(subcommands)
+        .map((s) => s.usage)
+        .join(" | "),
+      positionals: [1, 2],
+      options: REMOTE_OPTIONS,
+      flags: REMOTE_FLAGS,
+    },
+    run: async (magic) => {
+      const name = magic.positionals[0];
+      const subcommand = subcommands[name];
+      checkArguments(magic, name, subcommand.usage, subcommand.takesName ?? false);
+      return subcommand.run(magic, () => registry.client(magic.options.agent as string | undefined));
+    },
+  };
+}
+
+/** The parser checked the subcommand and the option kinds; what each subcommand accepts is checked here. */
+function checkArguments(magic: ParsedMagic, name: string, usage: string, takesName: boolean): void {
+  const fail = (what: string): never => {
+    throw new MagicUsageError(`%remote ${name}: ${what} (usage: %remote ${usage})`);
+  };
+  if (name === "config") {
+    const extra = magic.positionals[1];
+    if (extra !== undefined && extra !== "reset") fail(`unexpected argument '${extra}'`);
+    return;
+  }
+  if (takesName && magic.positionals.length < 2) fail("missing the session NAME");
+  if (!takesName && magic.positionals.length > 1) fail(`unexpected argument '${magic.positionals[1]}'`);
+  const others = [...Object.keys(magic.options).filter((k) => k !== "agent"), ...[...magic.flags].map((f) => `--${f}`)];
+  if (others.length > 0) fail(`${others.join(", ")} is not accepted here; only agent= is`);
+}
+
+async function configure(magic: ParsedMagic, defaults: RemoteDefaults): Promise<unknown> {
+  if (magic.positionals[1] === "reset") {
+    defaults.reset();
+    return new PlainText("%%remote defaults cleared");
+  }
+  // key="" removes a default; other values are checked exactly like %%remote's options.
+  const set: RemoteOptionValues = {};
+  for (const [key, value] of Object.entries(magic.options)) {
+    if (value === "") defaults.unset(key);
+    else set[key] = value;
+  }
+  defaults.set(set, magic.flags);
+  const lines = defaults.describe();
+  return new PlainText(lines.length ? `%%remote defaults: ${lines.join(" ")}` : "%%remote defaults: none (set them with %remote config key=value ...)");
+}
+
+async function status(client: AgentClient): Promise<unknown> {
+  const reply = await client.request({ type: "status" });
+  const heading = `agent '${client.name}' (${reply.agentId}, farlab-agent ${reply.agentVersion}), backend ${reply.backend}`;
+  const active = reply.jobs.filter((j) => j.state !== "done");
+  return report(heading, [gpuTable(reply.gpus), sessionTable(reply.sessions), jobTable("Running and queued jobs", active)]);
+}
+
+async function sessionsReport(client: AgentClient): Promise<unknown> {
+  const reply = await client.request({ type: "sessions" });
+  return report(`agent '${client.name}'`, [sessionTable(reply.sessions)]);
+}
+
+async function jobsReport(client: AgentClient): Promise<unknown> {
+  const reply = await client.request({ type: "jobs" });
+  return report(`agent '${client.name}'`, [jobTable("Jobs (running and recent)", reply.jobs)]);
+}
+
+function gpuTable(gpus: GpuInfo[]): Table {
+  return {
+    title: "GPUs",
+    headers: ["index", "type", "memory", "used", "free", "held by"],
+    rows: gpus.map((g) => [
+      String(g.index),
+      g.name,
+      mib(g.memoryTotalMiB),
+      mib(g.memoryUsedMiB),
+      mib(Math.max(0, g.memoryTotalMiB - g.memoryUsedMiB)),
+      g.heldBy ?? "free",
+    ]),
+    empty: "none",
+  };
+}
+
+function sessionTable(sessions: SessionInfo[]): Table {
+  return {
+    title: "Sessions",
+    headers: ["name", "lang", "backend", "resources", "GPUs", "state", "cells", "started"],
+    rows: sessions.map((s) => [
+      s.name,
+      s.lang,
+      s.backend,
+      describeResources(s.resources),
+      s.gpus.join(",") || "-",
+      s.state,
+      String(s.cells),
+      clock(s.startedAt),
+    ]),
+    empty: "none",
+  };
+}
+
+function jobTable(title: string, jobs: JobInfo[]): Table {
+  return {
+    title,
+    headers: ["job", "session", "state", "status", "started", "ended", "code"],
+    rows: jobs.map((j) => [
+      j.jobId,
+      j.session,
+      j.state,
+      j.status ?? "",
+      j.startedAt ? clock(j.startedAt) : "",
+      j.endedAt ? clock(j.endedAt) : "",
+      j.codePreview.trim().split("\n")[0].slice(0, 40),
+    ]),
+    empty: "none",
+  };
+}
+
+function describeResources(r: SessionInfo["resources"]): string {
+  const parts: string[] = [];
+  if (r.gpu) parts.push(`gpu=${r.gpu}`);
+  if (r.cpu !== undefined) parts.push(`cpu=${r.cpu}`);
+  if (r.memoryMiB !== undefined) parts.push(`memory=${mib(r.memoryMiB)}`);
+  if (r.image) parts.push(`image=${r.image}`);
+  if (r.volumes?.length) parts.push(`volumes=${r.volumes.map((v) => `${v.name}:${v.mountPath}${v.readOnly ? ":ro" : ""}`).join(",")}`);
+  if (r.secrets?.length) parts.push(`secrets=${r.secrets.join(",")}`);
+  return parts.join(" ") || "-";
+}
+
+function mib(value: number): string {
+  return value >= 1024 ? `${(value / 1024).toFixed(1)} GiB` : `${Math.round(value)} MiB`;
+}
+
+function clock(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 19);
+}

@@ -1,0 +1,146 @@
+/**
+ * The agent core: jobs, sessions, GPUs and the journal, served to any number of connections over
+ * any Transport. It knows nothing of stdio, SSH or ZeroMQ (see ../protocol/framing.ts).
+ */
+import { randomUUID } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Backend } from "../backends/types";
+import type { GpuAllocator } from "../gpu/allocator";
+import type { GpuDevice } from "../gpu/inventory";
+import type { Transport } from "../protocol/framing";
+import type { GpuInfo, JobInfo } from "../protocol/messages";
+import { Connection } from "./connection";
+import { dispatch, type HandlerTable } from "./dispatcher";
+import { createHandlers } from "./handlers";
+import { Job, type JobRequest } from "./job";
+import { Journal } from "./journal";
+import type { Log } from "./log";
+import type { Session } from "./session";
+import { SessionManager } from "./sessions";
+
+export interface AgentOptions {
+  dataDir: string;
+  backend: Backend;
+  gpus: GpuAllocator;
+  log: Log;
+  /** Re-reads the GPU inventory (fresh memory figures for `status`); absent = keep the first. */
+  readGpus?: () => Promise<GpuDevice[]>;
+  /** Grace after SIGINT before SIGTERM, and after SIGTERM before SIGKILL. */
+  interruptGraceMs?: number;
+  terminateGraceMs?: number;
+}
+
+/** Done jobs kept in memory for `jobs`; older ones remain attachable through their journal. */
+const RECENT_JOBS = 200;
+
+export class Agent {
+  readonly id: string;
+  readonly version = agentVersion();
+  readonly journal: Journal;
+  readonly sessions: SessionManager;
+  readonly backendName: string;
+  private readonly jobs = new Map<string, { job: Job; session: Session }>();
+  private readonly handlers: HandlerTable;
+  private readonly idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly options: AgentOptions) {
+    fs.mkdirSync(options.dataDir, { recursive: true });
+    this.id = loadAgentId(options.dataDir);
+    this.journal = new Journal(path.join(options.dataDir, "journal"));
+    this.backendName = options.backend.name;
+    this.sessions = new SessionManager({
+      backend: options.backend,
+      gpus: options.gpus,
+      log: options.log,
+      interruptGraceMs: options.interruptGraceMs ?? 5000,
+      terminateGraceMs: options.terminateGraceMs ?? 3000,
+    });
+    this.handlers = createHandlers(this);
+  }
+
+  get log(): Log {
+    return this.options.log;
+  }
+
+  /** Serves one connection until its transport ends. */
+  async serve(transport: Transport): Promise<void> {
+    const connection = new Connection(transport);
+    try {
+      for await (const incoming of transport.frames) {
+        void dispatch(incoming, connection, this.handlers, this.log);
+      }
+    } finally {
+      connection.close();
+    }
+  }
+
+  /** Makes a job in `session`; it is queued by the caller once the client knows its id. */
+  createJob(session: Session, request: JobRequest): Job {
+    const job = new Job(session.name, request, this.journal);
+    this.jobs.set(job.id, { job, session });
+    void job.finished.then(() => {
+      this.forgetOldJobs();
+      if (this.activeJobs() === 0) this.idleWaiters.splice(0).forEach((wake) => wake());
+    });
+    return job;
+  }
+
+  findJob(jobId: string): { job: Job; session: Session } | undefined {
+    return this.jobs.get(jobId);
+  }
+
+  jobInfos(): JobInfo[] {
+    return [...this.jobs.values()].map(({ job }) => job.info());
+  }
+
+  async gpuInfos(): Promise<GpuInfo[]> {
+    if (this.options.readGpus) this.options.gpus.updateInventory(await this.options.readGpus());
+    return this.options.gpus.devices.map((gpu) => ({ ...gpu, heldBy: this.options.gpus.heldBy(gpu.uuid) }));
+  }
+
+  /** Resolves when no job is queued or running. */
+  whenIdle(): Promise<void> {
+    if (this.activeJobs() === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async shutdown(): Promise<void> {
+    await this.sessions.stopAll();
+  }
+
+  private activeJobs(): number {
+    return [...this.jobs.values()].filter(({ job }) => !job.done).length;
+  }
+
+  private forgetOldJobs(): void {
+    const done = [...this.jobs.values()].filter(({ job }) => job.done);
+    for (const { job } of done.slice(0, Math.max(0, done.length - RECENT_JOBS))) this.jobs.delete(job.id);
+  }
+}
+
+function loadAgentId(dataDir: string): string {
+  const file = path.join(dataDir, "agent-id");
+  try {
+    const id = fs.readFileSync(file, "utf8").trim();
+    if (id) return id;
+  } catch {
+    // first start
+  }
+  const id = randomUUID();
+  fs.writeFileSync(file, id + "\n");
+  return id;
+}
+
+/** The farlab package's version, found by walking up from this file (works from dist/ and bundles). */
+function agentVersion(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "farlab" && pkg.version) return pkg.version;
+    } catch {
+      // not here
+    }
+    if (path.dirname(dir) === dir) return "0.0.0";
+  }
+}

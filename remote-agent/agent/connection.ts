@@ -1,0 +1,41 @@
+/**
+ * One client connection: who it is (from `hello`), the jobs it follows, and the one way out to
+ * its transport. A connection that went away just stops receiving; its jobs keep running.
+ */
+import type { Transport } from "../protocol/framing";
+import type { ErrorCode, FromAgent, ReplyBody } from "../protocol/messages";
+import type { Job } from "./job";
+
+export class Connection {
+  /** Set by `hello`; requests before it count as this anonymous client. */
+  clientId = "anonymous";
+  private closed = false;
+  private readonly follows = new Map<string, () => void>(); // jobId -> unfollow
+
+  constructor(private readonly transport: Transport) {}
+
+  send(message: FromAgent): void {
+    if (this.closed) return;
+    this.transport.send(message).catch(() => this.close());
+  }
+
+  reply(re: string, body: ReplyBody): void {
+    this.send({ type: "reply", re, body });
+  }
+
+  error(re: string | null, code: ErrorCode, message: string): void {
+    this.send({ type: "error", re, code, message });
+  }
+
+  /** Sends the job's events with seq > fromSeq, then its live ones; replaces an earlier follow. */
+  follow(job: Job, fromSeq: number): void {
+    this.follows.get(job.id)?.();
+    this.follows.set(job.id, job.follow(fromSeq, (event) => this.send(event)));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const unfollow of this.follows.values()) unfollow();
+    this.follows.clear();
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * One handler per request type. A handler returns its reply body or throws an AgentError; the
+ * dispatcher (./dispatcher.ts) validates requests and writes replies and errors.
+ */
+import { PROTOCOL_VERSION } from "../protocol/messages";
+import type { Agent } from "./agent";
+import type { HandlerTable } from "./dispatcher";
+import { notFound } from "./errors";
+
+export function createHandlers(agent: Agent): HandlerTable {
+  const liveJob = (jobId: string) => {
+    const found = agent.findJob(jobId);
+    if (!found) throw notFound(`no running or recent job '${jobId}'; \`%remote jobs\` lists them`);
+    return found;
+  };
+
+  return {
+    hello(request, { connection }) {
+      connection.clientId = request.client.id;
+      agent.log(`client ${request.client.id}${request.client.name ? ` (${request.client.name})` : ""} said hello`);
+      return { of: "hello", agentVersion: agent.version, protocol: PROTOCOL_VERSION, backend: agent.backendName, agentId: agent.id };
+    },
+
+    run(request, { connection, afterReply }) {
+      const session = agent.sessions.resolve(connection.clientId, request.session);
+      const job = agent.createJob(session, {
+        code: request.code,
+        inputs: request.inputs,
+        wantValue: request.wantValue,
+        timeoutMs: request.timeoutMs,
+      });
+      agent.log(`job ${job.id}: queued in session ${session.name}`);
+      // The client learns the job id from the reply before any of the job's events.
+      afterReply(() => {
+        connection.follow(job, 0);
+        session.enqueue(job);
+      });
+      return { of: "run", jobId: job.id };
+    },
+
+    interrupt(request) {
+      const { job, session } = liveJob(request.jobId);
+      void session.stopJob(job, "interrupted").catch((e) => agent.log(`interrupt ${job.id}: ${(e as Error).stack}`));
+      return { of: "interrupt" };
+    },
+
+    cancel(request) {
+      const { job, session } = liveJob(request.jobId);
+      void session.stopJob(job, "cancelled").catch((e) => agent.log(`cancel ${job.id}: ${(e as Error).stack}`));
+      return { of: "cancel" };
+    },
+
+    attach(request, { connection, afterReply }) {
+      const found = agent.findJob(request.jobId);
+      if (found) {
+        afterReply(() => connection.follow(found.job, request.fromSeq));
+        return { of: "attach", jobId: found.job.id, lastSeq: found.job.lastSeq };
+      }
+      // A job of an earlier agent run: its journal is all there is.
+      const events = agent.journal.read(request.jobId);
+      if (events.length === 0) throw notFound(`no job '${request.jobId}' on this agent; \`%remote jobs\` lists them`);
+      afterReply(() => events.filter((e) => e.seq > request.fromSeq).forEach((e) => connection.send(e)));
+      return { of: "attach", jobId: request.jobId, lastSeq: events[events.length - 1].seq };
+    },
+
+    ack(request) {
+      const found = agent.findJob(request.jobId);
+      if (found) found.job.ackedSeq = Math.max(found.job.ackedSeq, request.seq);
+      else if (!agent.journal.exists(request.jobId)) throw notFound(`no job '${request.jobId}' on this agent`);
+      return { of: "ack" };
+    },
+
+    jobs() {
+      return { of: "jobs", jobs: agent.jobInfos() };
+    },
+
+    async status() {
+      return {
+        of: "status",
+        agentId: agent.id,
+        agentVersion: agent.version,
+        backend: agent.backendName,
+        gpus: await agent.gpuInfos(),
+        sessions: agent.sessions.list(),
+        jobs: agent.jobInfos(),
+      };
+    },
+
+    sessions() {
+      return { of: "sessions", sessions: agent.sessions.list() };
+    },
+
+    async session_stop(request) {
+      await agent.sessions.find(request.name).stop();
+      return { of: "session_stop" };
+    },
+
+    async session_restart(request) {
+      await agent.sessions.find(request.name).restart();
+      return { of: "session_restart" };
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * A job: one cell run. It numbers its events (seq 1, 2, 3, ...), writes each to the journal and
+ * only then hands it to the connections following it. Following is replay-then-live in one
+ * synchronous step (journal read, then subscribe), so a follower sees every event exactly once,
+ * in order, however the two race.
+ */
+import { randomBytes } from "node:crypto";
+import type { JobEvent, JobEventBody, JobInfo } from "../protocol/messages";
+import type { Journal, JournalWriter } from "./journal";
+
+export type DoneStatus = Extract<JobEventBody, { kind: "done" }>["status"];
+export type Follower = (event: JobEvent) => void;
+
+export interface JobRequest {
+  code: string;
+  inputs: Record<string, unknown>;
+  wantValue: boolean;
+  timeoutMs: number;
+}
+
+export class Job {
+  readonly id = newJobId();
+  readonly createdAt = Date.now();
+  startedAt?: number;
+  endedAt?: number;
+  state: JobInfo["state"] = "queued";
+  status?: DoneStatus;
+  lastSeq = 0;
+  /** Highest seq the client said it rendered. */
+  ackedSeq = 0;
+  /** Aborted when the job is interrupted or cancelled before it runs (queue, GPU wait). */
+  readonly waitAbort = new AbortController();
+  /** Set once an interrupt/cancel/timeout was asked for: the status the job will end with. */
+  stopRequested?: Exclude<DoneStatus, "ok" | "error">;
+
+  private readonly writer: JournalWriter;
+  private readonly followers = new Set<Follower>();
+  private readonly finishedPromise: Promise<void>;
+  private resolveFinished!: () => void;
+
+  constructor(
+    readonly session: string,
+    readonly request: JobRequest,
+    private readonly journal: Journal,
+  ) {
+    this.writer = journal.openWriter(this.id);
+    this.finishedPromise = new Promise((resolve) => (this.resolveFinished = resolve));
+  }
+
+  get done(): boolean {
+    return this.state === "done";
+  }
+
+  /** Resolves after the `done` event. */
+  get finished(): Promise<void> {
+    return this.finishedPromise;
+  }
+
+  emit(body: JobEventBody): void {
+    if (this.done) return; // nothing follows `done`
+    const event: JobEvent = { type: "event", jobId: this.id, seq: ++this.lastSeq, time: Date.now(), event: body };
+    this.writer.append(event);
+    if (body.kind === "started") {
+      this.state = "running";
+      this.startedAt = event.time;
+    }
+    if (body.kind === "done") {
+      this.state = "done";
+      this.status = body.status;
+      this.endedAt = event.time;
+      this.writer.close();
+    }
+    for (const follow of this.followers) follow(event);
+    if (body.kind === "done") {
+      this.followers.clear();
+      this.resolveFinished();
+    }
+  }
+
+  /** Ends the job with `status` (after an optional error event); the elapsed time is measured here. */
+  finish(status: DoneStatus, error?: { ename: string; evalue: string }): void {
+    if (error) this.emit({ kind: "error", ename: error.ename, evalue: error.evalue, traceback: [] });
+    this.emit({ kind: "done", status, elapsedMs: Date.now() - (this.startedAt ?? this.createdAt) });
+  }
+
+  /** Replays journalled events with seq > fromSeq, then follows live. Returns the unfollow. */
+  follow(fromSeq: number, follower: Follower): () => void {
+    for (const event of this.journal.read(this.id, fromSeq)) follower(event);
+    if (this.done) return () => undefined;
+    this.followers.add(follower);
+    return () => this.followers.delete(follower);
+  }
+
+  info(): JobInfo {
+    return {
+      jobId: this.id,
+      session: this.session,
+      state: this.state,
+      status: this.status,
+      startedAt: this.startedAt,
+      endedAt: this.endedAt,
+      lastSeq: this.lastSeq,
+      codePreview: preview(this.request.code),
+    };
+  }
+}
+
+function newJobId(): string {
+  return `job-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
+}
+
+function preview(code: string): string {
+  const firstLine = code.split("\n").find((line) => line.trim() !== "") ?? "";
+  return firstLine.length > 80 ? `${firstLine.slice(0, 77)}...` : firstLine;
+}

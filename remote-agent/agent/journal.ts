@@ -1,0 +1,71 @@
+/**
+ * A job's journal: its events, one JSON line each, in DATA/journal/<jobId>.jsonl. An event is
+ * written (a write(2) to the file, so it survives the agent dying) before it is sent to anyone;
+ * replays after a reconnect read it back.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { JobEvent } from "../protocol/messages";
+
+export class Journal {
+  constructor(private readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  pathOf(jobId: string): string {
+    return path.join(this.dir, `${jobId}.jsonl`);
+  }
+
+  openWriter(jobId: string): JournalWriter {
+    return new JournalWriter(this.pathOf(jobId));
+  }
+
+  exists(jobId: string): boolean {
+    return isSafeJobId(jobId) && fs.existsSync(this.pathOf(jobId));
+  }
+
+  /** The job's events with seq > fromSeq, in order; [] for an unknown job. */
+  read(jobId: string, fromSeq = 0): JobEvent[] {
+    if (!isSafeJobId(jobId)) return [];
+    let text: string;
+    try {
+      text = fs.readFileSync(this.pathOf(jobId), "utf8");
+    } catch {
+      return [];
+    }
+    const events: JobEvent[] = [];
+    for (const line of text.split("\n")) {
+      if (line === "") continue;
+      try {
+        const event = JSON.parse(line) as JobEvent;
+        if (event.seq > fromSeq) events.push(event);
+      } catch {
+        // a line torn by a crash mid-write: the events before it still replay
+      }
+    }
+    return events;
+  }
+}
+
+export class JournalWriter {
+  private fd: number | null;
+
+  constructor(file: string) {
+    this.fd = fs.openSync(file, "a");
+  }
+
+  append(event: JobEvent): void {
+    if (this.fd === null) throw new Error("journal already closed");
+    fs.writeSync(this.fd, JSON.stringify(event) + "\n");
+  }
+
+  close(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/** Job ids name files: refuse anything that could leave the journal folder. */
+export function isSafeJobId(jobId: string): boolean {
+  return /^[A-Za-z0-9_-]{1,128}$/.test(jobId);
+}

@@ -1,0 +1,29 @@
+/**
+ * The agent's log: stderr and DATA/agent.log, never stdout (with `serve --stdio`, stdout is the
+ * protocol). Secrets must never be passed here.
+ */
+import * as fs from "node:fs";
+
+export type Log = (line: string) => void;
+
+export function createLog(file: string | null, stderr: NodeJS.WritableStream | null = process.stderr): Log {
+  let fd: number | null = null;
+  if (file) {
+    try {
+      fd = fs.openSync(file, "a");
+    } catch {
+      fd = null; // a read-only data dir must not stop the agent; stderr still gets the lines
+    }
+  }
+  return (line: string) => {
+    const text = `${new Date().toISOString()} ${line}\n`;
+    if (fd !== null) {
+      try {
+        fs.writeSync(fd, text);
+      } catch {
+        // disk full: keep serving
+      }
+    }
+    stderr?.write(text);
+  };
+}

@@ -1,0 +1,402 @@
+/**
+ * A session: one long-lived runtime (started by a Backend) that runs its jobs one at a time and
+ * keeps their state. It owns
+ * - its queue (a job behind others hears `queued` with its position),
+ * - its GPUs (allocated when the runtime first starts, kept across runtime restarts, released
+ *   when the session stops),
+ * - the runtime's lifecycle, including the interrupt escalation: SIGINT to the process group;
+ *   if the runner has not finished the job within a grace period, SIGTERM; then SIGKILL. A
+ *   runtime that had to be killed is gone with its state; the next job starts a new one.
+ */
+import { setImmediate as nextLoopTurn } from "node:timers/promises";
+import { StringDecoder } from "node:string_decoder";
+import type { Backend, RuntimeExit, RuntimeHandle } from "../backends/types";
+import type { GpuAllocator } from "../gpu/allocator";
+import type { GpuDevice } from "../gpu/inventory";
+import { parseGpuSpec, type GpuSpec } from "../gpu/spec";
+import type { Lang, Resources, SessionInfo } from "../protocol/messages";
+import type { FromRunner } from "../protocol/runner";
+import type { DoneStatus, Job } from "./job";
+import type { Log } from "./log";
+import { randomBytes } from "node:crypto";
+
+export interface SessionOptions {
+  name: string;
+  lang: Lang;
+  resources: Resources;
+  /** Torn down after its one job. */
+  fresh: boolean;
+  backend: Backend;
+  gpus: GpuAllocator;
+  log: Log;
+  /** How long SIGINT may take before SIGTERM, and SIGTERM before SIGKILL. */
+  interruptGraceMs: number;
+  terminateGraceMs: number;
+  /** Called once the session has stopped (the manager forgets it). */
+  onStopped: (session: Session) => void;
+}
+
+type Outcome = { kind: "runner"; status: "ok" | "error" | "interrupted" } | { kind: "exited"; exit: RuntimeExit };
+
+interface RunningJob {
+  job: Job;
+  finished: Promise<Outcome>;
+  finish: (outcome: Outcome) => void;
+  /** The runtime was killed (SIGTERM/SIGKILL) while running it. */
+  killed: boolean;
+}
+
+export class Session {
+  readonly name: string;
+  readonly lang: Lang;
+  readonly resources: Resources;
+  readonly fresh: boolean;
+  readonly startedAt = Date.now();
+  readonly gpuSpec?: GpuSpec;
+  cells = 0;
+  private state: SessionInfo["state"] = "idle";
+  private runtime?: RuntimeHandle;
+  private starting?: Promise<RuntimeHandle>;
+  private gpus: GpuDevice[] = [];
+  private readonly queue: Job[] = [];
+  private running?: RunningJob;
+  /** The job taken off the queue (waiting for GPUs, starting the runtime, or running). */
+  private current?: Job;
+  private draining = false;
+  /** Counts pipe reads, to tell when fd output has stopped arriving. */
+  private pipeReads = 0;
+
+  constructor(private readonly options: SessionOptions) {
+    this.name = options.name;
+    this.lang = options.lang;
+    this.resources = options.resources;
+    this.fresh = options.fresh;
+    // Validated by the manager before the session is made.
+    this.gpuSpec = options.resources.gpu ? parseGpuSpec(options.resources.gpu) : undefined;
+  }
+
+  get stopped(): boolean {
+    return this.state === "stopped";
+  }
+
+  info(): SessionInfo {
+    return {
+      name: this.name,
+      lang: this.lang,
+      resources: this.resources,
+      backend: this.options.backend.name,
+      gpus: this.gpus.map(describeGpu),
+      state: this.state === "stopped" ? "stopped" : this.running ? "busy" : this.starting ? "starting" : "idle",
+      startedAt: this.startedAt,
+      cells: this.cells,
+    };
+  }
+
+  /** Queues a job; it runs after the ones ahead of it. */
+  enqueue(job: Job): void {
+    this.queue.push(job);
+    const ahead = this.queue.length - 1 + (this.current ? 1 : 0);
+    if (ahead > 0) {
+      job.emit({ kind: "queued", position: ahead, reason: `${plural(ahead, "job")} ahead in session '${this.name}'` });
+    }
+    void this.drain();
+  }
+
+  /**
+   * Interrupts (or cancels) a job of this session. A queued job just ends; a job waiting for
+   * GPUs stops waiting; a running one goes through the SIGINT/SIGTERM/SIGKILL escalation.
+   */
+  async stopJob(job: Job, status: "interrupted" | "cancelled" | "timeout"): Promise<void> {
+    if (job.done) return;
+    job.stopRequested ??= status;
+    const queued = this.queue.indexOf(job);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+      job.finish(status);
+      this.announcePositions();
+      return;
+    }
+    job.waitAbort.abort(); // GPU wait or runtime start: runJob sees it and ends the job
+    if (this.running?.job === job) await this.escalate(this.running);
+  }
+
+  /** Ends the session: queued jobs are cancelled, a running one is stopped, GPUs are released. */
+  async stop(): Promise<void> {
+    if (this.state === "stopped") return;
+    this.state = "stopped";
+    for (const job of this.queue.splice(0)) job.finish("cancelled");
+    const current = this.current;
+    if (current) {
+      current.stopRequested ??= "cancelled";
+      current.waitAbort.abort();
+    }
+    await this.stopRuntime();
+    await current?.finished;
+    this.options.gpus.release(this.name);
+    this.options.onStopped(this);
+    this.options.log(`session ${this.name}: stopped`);
+  }
+
+  /** Replaces the runtime (state is lost); queued jobs then run on the new one. */
+  async restart(): Promise<void> {
+    if (this.running) {
+      this.running.job.stopRequested ??= "cancelled";
+      this.running.job.waitAbort.abort();
+    }
+    await this.stopRuntime();
+    if (this.running) await this.running.job.finished;
+    this.options.log(`session ${this.name}: restarted`);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.queue.length > 0 && !this.stopped) {
+        const job = this.queue.shift()!;
+        this.current = job;
+        this.announcePositions();
+        try {
+          await this.runJob(job);
+        } finally {
+          this.current = undefined;
+        }
+        if (this.fresh) {
+          await this.stop();
+          break;
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private announcePositions(): void {
+    this.queue.forEach((job, i) => {
+      const ahead = i + 1;
+      job.emit({ kind: "queued", position: ahead, reason: `${plural(ahead, "job")} ahead in session '${this.name}'` });
+    });
+  }
+
+  private async runJob(job: Job): Promise<void> {
+    let runtime: RuntimeHandle;
+    try {
+      runtime = await this.ensureRuntime(job);
+    } catch (e) {
+      if (job.stopRequested) job.finish(job.stopRequested);
+      else job.finish("error", { ename: (e as Error).name || "RuntimeStartError", evalue: (e as Error).message });
+      return;
+    }
+    if (job.stopRequested) return job.finish(job.stopRequested);
+
+    let finish!: (outcome: Outcome) => void;
+    const finished = new Promise<Outcome>((resolve) => (finish = resolve));
+    const running: RunningJob = { job, finished, finish, killed: false };
+    this.running = running;
+    this.cells++;
+    job.emit({ kind: "started", where: runtime.where, session: this.name, gpus: this.gpus.map(describeGpu) });
+    const timer = setTimeout(() => void this.stopJob(job, "timeout"), job.request.timeoutMs);
+    runtime.send({ type: "execute", id: job.id, code: job.request.code, inputs: job.request.inputs, wantValue: job.request.wantValue });
+    try {
+      const outcome = await finished;
+      await this.drainPipes(outcome.kind === "exited");
+      this.endJob(running, outcome);
+    } finally {
+      clearTimeout(timer);
+      this.running = undefined;
+    }
+  }
+
+  private endJob(running: RunningJob, outcome: Outcome): void {
+    const { job } = running;
+    const requested = job.stopRequested;
+    const lostState = "; the runtime had to be killed, so the session was restarted and its state is lost";
+    if (requested === "timeout") {
+      job.finish("timeout", {
+        ename: "TimeoutError",
+        evalue: `cell exceeded timeout=${formatDuration(job.request.timeoutMs)}${running.killed ? lostState : ""}`,
+      });
+    } else if (requested) {
+      const error =
+        requested === "interrupted" && running.killed
+          ? { ename: "KeyboardInterrupt", evalue: `the runtime did not stop on SIGINT${lostState}` }
+          : undefined;
+      job.finish(requested, error);
+    } else if (outcome.kind === "runner") {
+      job.finish(outcome.status);
+    } else {
+      job.finish("error", {
+        ename: "RuntimeExitedError",
+        evalue: `the ${this.lang} runtime exited (${describeExit(outcome.exit)}) while running the cell; the next cell starts a new runtime, the session's state is lost`,
+      });
+    }
+  }
+
+  private async ensureRuntime(job: Job): Promise<RuntimeHandle> {
+    if (this.runtime) return this.runtime;
+    if (this.gpuSpec && this.gpus.length === 0) {
+      this.gpus = await this.options.gpus.acquire(
+        this.name,
+        this.gpuSpec,
+        (text) => job.emit({ kind: "status", text }),
+        job.waitAbort.signal,
+      );
+    }
+    this.starting ??= this.options.backend.startSession({
+      id: `${this.name.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}-${randomBytes(4).toString("hex")}`,
+      name: this.name,
+      lang: this.lang,
+      resources: this.resources,
+      gpus: this.gpus,
+      agentHasGpus: this.options.gpus.devices.length > 0,
+    });
+    try {
+      const runtime = await this.starting;
+      this.attachRuntime(runtime);
+      return runtime;
+    } finally {
+      this.starting = undefined;
+    }
+  }
+
+  /** Routes the runtime's channel messages and fd output to the running job. */
+  private attachRuntime(runtime: RuntimeHandle): void {
+    this.runtime = runtime;
+    for (const name of ["stdout", "stderr"] as const) {
+      const decoder = new StringDecoder("utf8");
+      runtime[name].on("data", (chunk: Buffer) => {
+        this.pipeReads++;
+        const text = decoder.write(chunk);
+        if (text === "") return;
+        if (this.running && !this.running.job.done) this.running.job.emit({ kind: "stream", name, text });
+        else this.options.log(`session ${this.name}: ${name} between cells: ${text.slice(0, 500)}`);
+      });
+    }
+    void (async () => {
+      for await (const message of runtime.messages) this.onRunnerMessage(message);
+    })()
+      .catch((e) => this.options.log(`session ${this.name}: channel failed: ${(e as Error).message}`))
+      .finally(async () => {
+        const exit = await runtime.exited;
+        if (this.runtime === runtime) this.runtime = undefined;
+        this.options.log(`session ${this.name}: runtime exited (${describeExit(exit)})`);
+        this.running?.finish({ kind: "exited", exit });
+      });
+  }
+
+  private onRunnerMessage(message: FromRunner): void {
+    const running = this.running;
+    if (message.type === "ready") return;
+    if (!running || message.id !== running.job.id) {
+      this.options.log(`session ${this.name}: runner message for no running job: ${message.type}`);
+      return;
+    }
+    const { job } = running;
+    switch (message.type) {
+      case "stream":
+        return job.emit({ kind: "stream", name: message.name, text: message.text });
+      case "display":
+        return job.emit({ kind: "display", data: message.data, metadata: message.metadata, displayId: message.displayId });
+      case "update_display":
+        return job.emit({ kind: "update_display", data: message.data, metadata: message.metadata, displayId: message.displayId });
+      case "clear_output":
+        return job.emit({ kind: "clear_output", wait: message.wait });
+      case "progress":
+        return job.emit({
+          kind: "progress",
+          id: message.barId,
+          n: message.n,
+          total: message.total,
+          description: message.description,
+          closed: message.closed,
+        });
+      case "result":
+        return job.emit({ kind: "result", data: message.data, metadata: message.metadata, value: message.value, valueError: message.valueError });
+      case "error":
+        // A stop the agent asked for reports its own error (TimeoutError); the runner's
+        // KeyboardInterrupt would only repeat it.
+        if (job.stopRequested === "timeout" || job.stopRequested === "cancelled") return;
+        return job.emit({ kind: "error", ename: message.ename, evalue: message.evalue, traceback: message.traceback });
+      case "done":
+        return running.finish({ kind: "runner", status: message.status });
+    }
+  }
+
+  /** SIGINT; if the job is still running after the grace period, SIGTERM; then SIGKILL. */
+  private async escalate(running: RunningJob): Promise<void> {
+    const runtime = this.runtime;
+    if (!runtime) return;
+    const { interruptGraceMs, terminateGraceMs } = this.options;
+    runtime.interrupt();
+    if (await settlesWithin(running.finished, interruptGraceMs)) return;
+    if (this.running !== running) return;
+    this.options.log(`session ${this.name}: job ${running.job.id} ignored SIGINT; terminating the runtime`);
+    running.killed = true;
+    await this.killRuntime(runtime);
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period; resolves when it has exited. */
+  private async killRuntime(runtime: RuntimeHandle): Promise<void> {
+    runtime.terminate();
+    if (!(await settlesWithin(runtime.exited, this.options.terminateGraceMs))) runtime.kill();
+    await runtime.exited;
+  }
+
+  /** Asks the runtime to shut down, then escalates; the running job (if any) ends as stopped. */
+  private async stopRuntime(): Promise<void> {
+    const runtime = this.runtime ?? (this.starting ? await this.starting.catch(() => undefined) : undefined);
+    if (!runtime) return;
+    if (this.running) this.running.killed = true;
+    runtime.send({ type: "shutdown" });
+    if (!(await settlesWithin(runtime.exited, this.options.interruptGraceMs))) await this.killRuntime(runtime);
+    if (this.runtime === runtime) this.runtime = undefined;
+  }
+
+  /**
+   * The runner reports `done` over its channel; fd output written before that may still sit in
+   * the pipes. Read until a whole event-loop turn brings no more (or, if the runtime exited,
+   * until the pipes end), so a cell's last lines land before its `done`.
+   */
+  private async drainPipes(exited: boolean): Promise<void> {
+    for (let turns = 0; turns < 200; turns++) {
+      const before = this.pipeReads;
+      await nextLoopTurn();
+      await nextLoopTurn();
+      if (this.pipeReads === before && (!exited || turns > 2)) return;
+    }
+  }
+}
+
+function describeGpu(gpu: GpuDevice): string {
+  return `GPU ${gpu.index}: ${gpu.name}`;
+}
+
+function describeExit(exit: RuntimeExit): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exit status ${exit.code}`;
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+/** 90000 -> "90s", 600000 -> "10m", 7200000 -> "2h", 1500 -> "1500ms" (the `timeout=` grammar). */
+export function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export type { DoneStatus };

@@ -1,0 +1,58 @@
+/**
+ * The seam between the agent's sessions and where runtimes run. A backend starts one runtime per
+ * session and hands back a RuntimeHandle; the session speaks the runner protocol
+ * (../protocol/runner.ts) through it and never needs to know whether the runtime is a local
+ * process, a container (docker) or a cluster allocation (slurm).
+ */
+import type { Readable } from "node:stream";
+import type { Lang, Resources } from "../protocol/messages";
+import type { FromRunner, ToRunner } from "../protocol/runner";
+import type { GpuDevice } from "../gpu/inventory";
+
+export interface SessionSpec {
+  /** Unique per runtime start; names the session's folder. */
+  id: string;
+  /** The name users see (`%remote sessions`). */
+  name: string;
+  lang: Lang;
+  resources: Resources;
+  /** GPUs allocated to this session (exclusive). */
+  gpus: GpuDevice[];
+  /** Whether the agent has any GPUs at all (a GPU-less session is then hidden from them). */
+  agentHasGpus: boolean;
+}
+
+export interface RuntimeExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface RuntimeHandle {
+  /** Where it runs, for `started` events and status ("process 1234 on host"). */
+  readonly where: string;
+  readonly pid: number | undefined;
+  /** The runtime's fd 1 and fd 2 (fd-level capture: native code and subprocesses too). */
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  send(message: ToRunner): void;
+  /** Runner messages after `ready`, in order; ends when the channel closes. */
+  readonly messages: AsyncIterable<FromRunner>;
+  /** Settles when the runtime has exited. */
+  readonly exited: Promise<RuntimeExit>;
+  /** SIGINT to the runtime's process group (Python: KeyboardInterrupt; state survives). */
+  interrupt(): void;
+  /** SIGTERM to the group. */
+  terminate(): void;
+  /** SIGKILL to the group. */
+  kill(): void;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Starts a runtime and resolves once it has said `ready`; rejects with a message users can read. */
+  startSession(spec: SessionSpec): Promise<RuntimeHandle>;
+}
+
+export class RuntimeStartError extends Error {
+  override name = "RuntimeStartError";
+}

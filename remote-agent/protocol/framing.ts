@@ -1,0 +1,263 @@
+/**
+ * Frames of the agent protocol over a byte stream (stdin/stdout of `farlab-agent serve --stdio`,
+ * an SSH channel, a Unix socket):
+ *
+ *     [u32 BE header length][u32 BE payload length][header: JSON, UTF-8][payload bytes]
+ *
+ * A message-oriented transport (ZeroMQ) carries the same header and payload as two multipart
+ * frames instead; everything above the `Transport` interface is the same for both.
+ *
+ * Malformed input never throws out of the decoder: it yields a `FrameError` (the agent answers it
+ * with an `error` reply) and carries on. How it carries on depends on whether the length prefix
+ * can still be trusted:
+ *
+ * - The lengths are plausible (header <= MAX_HEADER_BYTES) but the header is not UTF-8 / JSON, or
+ *   the payload is over MAX_PAYLOAD_BYTES: the frame boundaries are intact, so the decoder skips
+ *   exactly the announced bytes (an oversized payload is discarded as it streams past, never
+ *   buffered) and the next frame decodes normally. For an oversized payload the header is still
+ *   read, so the error reply names the request (`re`).
+ * - The header length is over MAX_HEADER_BYTES: no honest peer sends that, so the stream is out of
+ *   step (garbage bytes, a peer speaking something else). Skipping "the announced bytes" would
+ *   swallow up to 4 GiB of later, valid frames, so the decoder reports one error and then
+ *   resynchronises: it drops bytes until the next position that looks like a frame start
+ *   (plausible lengths and a header that begins with `{`), and resumes once such a frame
+ *   decodes. While resynchronising it reports nothing more, so one burst of garbage costs one
+ *   error reply.
+ */
+import type { Readable, Writable } from "node:stream";
+import { MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, type ErrorCode } from "./messages";
+
+export const PREFIX_BYTES = 8;
+
+/** A well-formed frame: the header is parsed JSON (not yet validated against a schema). */
+export interface Frame {
+  kind: "frame";
+  header: unknown;
+  payload?: Buffer;
+}
+
+/** A frame that could not be decoded; `re` is the request id when it could still be read. */
+export interface FrameError {
+  kind: "error";
+  code: Extract<ErrorCode, "bad_frame" | "too_large">;
+  message: string;
+  re: string | null;
+}
+
+export type Incoming = Frame | FrameError;
+
+/**
+ * The seam between the agent core (or the client) and how bytes travel. The agent core only
+ * sees this; stdio, SSH channels and ZeroMQ sockets each implement it.
+ */
+export interface Transport {
+  /** Sends one message; resolves when the transport has accepted it (back-pressure), rejects
+   * when the connection is gone. */
+  send(header: object, payload?: Uint8Array): Promise<void>;
+  /** What arrives: frames and frame errors, in order; ends when the connection closes. */
+  readonly frames: AsyncIterable<Incoming>;
+  /** Stops sending and receiving; the `frames` iterator ends. */
+  close(): void;
+}
+
+export function encodeFrame(header: object, payload?: Uint8Array): Buffer {
+  const headerBytes = Buffer.from(JSON.stringify(header), "utf8");
+  const prefix = Buffer.alloc(PREFIX_BYTES);
+  prefix.writeUInt32BE(headerBytes.length, 0);
+  prefix.writeUInt32BE(payload?.length ?? 0, 4);
+  return payload && payload.length > 0
+    ? Buffer.concat([prefix, headerBytes, payload])
+    : Buffer.concat([prefix, headerBytes]);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Parses a header's bytes; returns the value or a reason it is not a JSON header. */
+function parseHeader(bytes: Buffer): { ok: true; value: unknown } | { ok: false; reason: string } {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    return { ok: false, reason: "frame header is not valid UTF-8" };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (e) {
+    return { ok: false, reason: `frame header is not valid JSON (${(e as Error).message})` };
+  }
+}
+
+/** The request id of a parsed header, if it has one, for error replies. */
+export function requestIdOf(header: unknown): string | null {
+  if (header && typeof header === "object" && "id" in header) {
+    const id = (header as { id: unknown }).id;
+    if (typeof id === "string") return id;
+  }
+  return null;
+}
+
+/**
+ * Streaming decoder: push chunks as they arrive (any split, many frames per chunk), get back the
+ * frames and frame errors completed so far.
+ */
+export class FrameDecoder {
+  private buffer: Buffer = Buffer.alloc(0);
+  /** Bytes of an oversized payload still to discard. */
+  private discarding = 0;
+  /** Out of step after an absurd header length: searching for the next frame start. */
+  private resyncing = false;
+
+  constructor(
+    private readonly maxHeader = MAX_HEADER_BYTES,
+    private readonly maxPayload = MAX_PAYLOAD_BYTES,
+  ) {}
+
+  push(chunk: Buffer): Incoming[] {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    const out: Incoming[] = [];
+    for (;;) {
+      if (this.discarding > 0) {
+        const n = Math.min(this.discarding, this.buffer.length);
+        this.discarding -= n;
+        this.buffer = this.buffer.subarray(n);
+        if (this.discarding > 0) break;
+      }
+      if (this.resyncing && !this.seekFrameStart()) break;
+      if (this.buffer.length < PREFIX_BYTES) break;
+      const headerLength = this.buffer.readUInt32BE(0);
+      const payloadLength = this.buffer.readUInt32BE(4);
+
+      if (headerLength > this.maxHeader) {
+        // Cannot be an honest frame (see the file comment): report once, then resynchronise.
+        if (!this.resyncing) {
+          out.push({
+            kind: "error",
+            code: "too_large",
+            re: null,
+            message:
+              `frame header length ${headerLength} bytes exceeds the limit of ${this.maxHeader} bytes ` +
+              `(is the peer speaking the farlab agent protocol?); skipping to the next frame`,
+          });
+          this.resyncing = true;
+        }
+        this.buffer = this.buffer.subarray(1);
+        continue;
+      }
+
+      if (this.buffer.length < PREFIX_BYTES + headerLength) break;
+      const header = parseHeader(this.buffer.subarray(PREFIX_BYTES, PREFIX_BYTES + headerLength));
+
+      if (this.resyncing) {
+        // A candidate found while resynchronising counts only if it decodes and its payload fits;
+        // otherwise it was more garbage: move one byte on, silently.
+        if (!header.ok || payloadLength > this.maxPayload) {
+          this.buffer = this.buffer.subarray(1);
+          continue;
+        }
+        this.resyncing = false;
+      }
+
+      if (payloadLength > this.maxPayload) {
+        out.push({
+          kind: "error",
+          code: "too_large",
+          re: header.ok ? requestIdOf(header.value) : null,
+          message: `frame payload of ${payloadLength} bytes exceeds the limit of ${this.maxPayload} bytes; the frame was skipped`,
+        });
+        this.buffer = this.buffer.subarray(PREFIX_BYTES + headerLength);
+        this.discarding = payloadLength;
+        continue;
+      }
+
+      const frameLength = PREFIX_BYTES + headerLength + payloadLength;
+      if (this.buffer.length < frameLength) break;
+      const payload =
+        payloadLength > 0 ? Buffer.from(this.buffer.subarray(PREFIX_BYTES + headerLength, frameLength)) : undefined;
+      this.buffer = this.buffer.subarray(frameLength);
+      out.push(
+        header.ok
+          ? { kind: "frame", header: header.value, payload }
+          : { kind: "error", code: "bad_frame", re: null, message: `${header.reason}; the frame was skipped` },
+      );
+    }
+    // Do not keep a large, mostly consumed chunk alive through a small view of it.
+    if (this.buffer.length > 0 && this.buffer.byteOffset > 0 && this.buffer.length < 64 * 1024) {
+      this.buffer = Buffer.from(this.buffer);
+    }
+    return out;
+  }
+
+  /**
+   * Drops bytes until the buffer starts with something shaped like a frame prefix followed by
+   * `{`. Returns false when more bytes are needed to decide.
+   */
+  private seekFrameStart(): boolean {
+    while (this.buffer.length >= PREFIX_BYTES + 1) {
+      const headerLength = this.buffer.readUInt32BE(0);
+      const payloadLength = this.buffer.readUInt32BE(4);
+      const plausible =
+        headerLength >= 2 &&
+        headerLength <= this.maxHeader &&
+        payloadLength <= this.maxPayload &&
+        this.buffer[PREFIX_BYTES] === 0x7b; /* '{' */
+      if (plausible) return true;
+      this.buffer = this.buffer.subarray(1);
+    }
+    return false;
+  }
+}
+
+/**
+ * A Transport over a pair of byte streams (stdin/stdout, an SSH channel, a socket). `frames` is
+ * an async iterator over the readable; it ends when the readable ends or breaks.
+ */
+export class StreamTransport implements Transport {
+  private closed = false;
+
+  constructor(
+    private readonly input: Readable,
+    private readonly output: Writable,
+  ) {
+    // A peer that goes away makes writes fail with EPIPE; that is a closed connection, not a crash.
+    output.on("error", () => {
+      this.closed = true;
+    });
+  }
+
+  async send(header: object, payload?: Uint8Array): Promise<void> {
+    if (this.closed || this.output.destroyed || this.output.writableEnded) {
+      throw new Error("the connection is closed");
+    }
+    if (!this.output.write(encodeFrame(header, payload))) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.output.off("drain", done);
+          this.output.off("close", done);
+          resolve();
+        };
+        this.output.on("drain", done);
+        this.output.on("close", done);
+      });
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.input.destroy();
+    this.output.end();
+  }
+
+  readonly frames: AsyncIterable<Incoming> = { [Symbol.asyncIterator]: () => this.read() };
+
+  private async *read(): AsyncGenerator<Incoming> {
+    const decoder = new FrameDecoder();
+    try {
+      for await (const chunk of this.input) {
+        yield* decoder.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
+      }
+    } catch {
+      // A destroyed or broken input (ECONNRESET, EPIPE) just ends the connection.
+    }
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * progress(...) in the TypeScript runtime: bars sent as `progress` runner messages, at most about
+ * 10 a second, the final state always. Accepts what display.progress accepts (options or a
+ * total) and also an iterable: `for (const x of progress(items))` / `for await (...)`.
+ */
+import type { ProgressBar, ProgressOptions } from "../../../kernel/display/api-types";
+import type { RunnerChannel } from "./channel";
+import { newId } from "./display";
+
+const DEFAULT_INTERVAL_MS = 100;
+
+export class RunnerProgressBar implements ProgressBar {
+  readonly displayId = newId("bar");
+  private n = 0;
+  private total: number | null;
+  private closed = false;
+  private lastSent = 0;
+  private readonly minIntervalMs: number;
+  private readonly description?: string;
+
+  constructor(
+    private readonly channel: RunnerChannel,
+    options: ProgressOptions,
+    private readonly openBars: Set<RunnerProgressBar>,
+  ) {
+    this.total = options.total ?? null;
+    this.description = options.description;
+    this.minIntervalMs = options.minIntervalMs ?? DEFAULT_INTERVAL_MS;
+    openBars.add(this);
+    this.send();
+  }
+
+  private send(): void {
+    this.lastSent = Date.now();
+    this.channel.send({
+      type: "progress",
+      barId: this.displayId,
+      n: this.n,
+      total: this.total,
+      closed: this.closed,
+      ...(this.description !== undefined ? { description: this.description } : {}),
+    });
+  }
+
+  private maybeSend(): void {
+    if (!this.closed && Date.now() - this.lastSent >= this.minIntervalMs) this.send();
+  }
+
+  tick(n = 1): void {
+    this.n += n;
+    this.maybeSend();
+  }
+
+  set(count: number, total?: number): void {
+    this.n = count;
+    if (total !== undefined) this.total = total;
+    this.maybeSend();
+  }
+
+  done(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.openBars.delete(this);
+    this.send();
+  }
+
+  /** Sync iteration, ticking once per item; done() when the loop ends (also on break/throw). */
+  *iterate<T>(items: Iterable<T>): Generator<T> {
+    try {
+      for (const item of items) {
+        yield item;
+        this.tick();
+      }
+    } finally {
+      this.done();
+    }
+  }
+
+  async *wrap<T>(items: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T> {
+    try {
+      for await (const item of items as AsyncIterable<T>) {
+        yield item;
+        this.tick();
+      }
+    } finally {
+      this.done();
+    }
+  }
+}
+
+function isIterable(value: unknown): value is Iterable<unknown> | AsyncIterable<unknown> {
+  return (
+    value !== null &&
+    typeof value === "object" &&
+    (typeof (value as Iterable<unknown>)[Symbol.iterator] === "function" || typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === "function")
+  );
+}
+
+export interface ProgressFunction {
+  (options?: ProgressOptions | number): ProgressBar;
+  <T>(items: Iterable<T> | AsyncIterable<T>, options?: ProgressOptions): Iterable<T> & AsyncIterable<T>;
+}
+
+export function createProgress(channel: RunnerChannel): { progress: ProgressFunction; closeOpenBars(): void } {
+  const openBars = new Set<RunnerProgressBar>();
+  const progress = ((first?: unknown, second?: ProgressOptions) => {
+    if (isIterable(first)) {
+      const length = (first as { length?: unknown }).length ?? (first as { size?: unknown }).size;
+      const options = { total: typeof length === "number" ? length : undefined, ...second };
+      const bar = new RunnerProgressBar(channel, options, openBars);
+      return {
+        [Symbol.iterator]: () => bar.iterate(first as Iterable<unknown>),
+        [Symbol.asyncIterator]: () => bar.wrap(first),
+      };
+    }
+    const options = typeof first === "number" ? { total: first } : ((first as ProgressOptions | undefined) ?? {});
+    return new RunnerProgressBar(channel, options, openBars);
+  }) as ProgressFunction;
+  return {
+    progress,
+    closeOpenBars() {
+      for (const bar of [...openBars]) bar.done();
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * farlab's Node runtime (bundled to dist/runtimes/node-runner.js, no node_modules needed):
+ * `node node-runner.js --lang ts` runs TypeScript/JavaScript cells, `--lang sh` runs bash cells.
+ * It connects to the agent's Unix socket ($FARLAB_CHANNEL) and speaks the runner protocol
+ * (remote-agent/protocol/runner.ts); cells run one at a time, in arrival order.
+ */
+import type { ToRunner } from "../../protocol/runner";
+import { RunnerChannel } from "./channel";
+
+type Execute = Extract<ToRunner, { type: "execute" }>;
+type Lang = "ts" | "sh";
+
+function parseLang(argv: string[]): Lang {
+  const index = argv.indexOf("--lang");
+  const lang = index >= 0 ? argv[index + 1] : "ts";
+  if (lang === "ts" || lang === "sh") return lang;
+  process.stderr.write(`farlab node runner: --lang must be ts or sh, not ${JSON.stringify(lang)}\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  const lang = parseLang(process.argv.slice(2));
+  const channelPath = process.env.FARLAB_CHANNEL;
+  if (!channelPath) {
+    process.stderr.write("farlab node runner: FARLAB_CHANNEL (the agent's Unix socket path) is not set\n");
+    process.exit(2);
+  }
+  const channel = await RunnerChannel.connect(channelPath);
+  let execute: (message: Execute) => Promise<"ok" | "error" | "interrupted">;
+  if (lang === "ts") {
+    // Loaded only here: the sh runner starts without evaluating the TypeScript compiler.
+    const [{ installStreams }, { TsSession }] = await Promise.all([import("./streams"), import("./ts-session")]);
+    installStreams(channel);
+    const session = new TsSession(channel);
+    execute = (message) => session.execute(message);
+  } else {
+    const { ShellSession } = await import("./shell");
+    const session = new ShellSession(channel);
+    execute = (message) => session.execute(message);
+  }
+
+  let queue = Promise.resolve();
+  channel.listen(
+    (message) => {
+      if (message.type === "execute") {
+        queue = queue.then(async () => {
+          channel.setJob(message.id);
+          const status = await execute(message).catch((error: unknown) => {
+            channel.send({ type: "error", ename: "RunnerError", evalue: String(error), traceback: [String((error as Error)?.stack ?? error)] });
+            return "error" as const;
+          });
+          channel.send({ type: "done", status });
+        });
+      } else if (message.type === "shutdown") {
+        queue = queue.then(() => channel.close(() => process.exit(0)));
+      }
+    },
+    () => process.exit(0),
+  );
+  channel.send({ type: "ready", pid: process.pid, lang });
+}
+
+void main();

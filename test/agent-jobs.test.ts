@@ -1,0 +1,245 @@
+/**
+ * Jobs on a real agent with real runtimes (lang=sh: the node runner running bash cells): events
+ * in seq order and journalled, attach/replay (live and after an agent restart), the session
+ * queue, cancel, interrupt, timeout with the SIGINT -> SIGTERM escalation, named and fresh
+ * sessions.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { JobEvent } from "../remote-agent/protocol/messages";
+import { AgentHarness } from "./agent-harness";
+
+/** A shell line that blocks until the test creates `file` (the test's go signal). */
+const waitFor = (file: string) => `while [ ! -e '${file}' ]; do sleep 0.02; done`;
+const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "farlab-jobs-"));
+
+function assertSeqsInOrder(events: JobEvent[]): void {
+  assert.deepEqual(
+    events.map((e) => e.seq),
+    events.map((_, i) => i + 1),
+    "seq numbers run 1, 2, 3, ... with no gap or repeat",
+  );
+}
+
+const kinds = (events: JobEvent[]) => events.map((e) => e.event.kind);
+const startedWhere = (events: JobEvent[]) => {
+  const started = events.find((e) => e.event.kind === "started");
+  assert.ok(started && started.event.kind === "started");
+  return started.event;
+};
+
+test("run: fd-level output streams as events in seq order, journalled before they are sent", async () => {
+  const agent = AgentHarness.start();
+  try {
+    await agent.ok({ type: "hello", client: { id: "jobs-test" } });
+    const jobId = await agent.run("echo hello; echo oops >&2; ls /proc/self >/dev/null && echo from-a-subprocess");
+    const { status, events } = await agent.done(jobId);
+    assert.equal(status, "ok");
+    assertSeqsInOrder(events);
+    assert.equal(kinds(events)[0], "started");
+    assert.equal(kinds(events).at(-1), "done");
+    assert.equal(agent.stdoutOf(jobId), "hello\nfrom-a-subprocess\n");
+    const stderr = events.map((e) => (e.event.kind === "stream" && e.event.name === "stderr" ? e.event.text : "")).join("");
+    assert.equal(stderr, "oops\n");
+    const started = startedWhere(events);
+    assert.match(started.where, /^process \d+ on /);
+    assert.deepEqual(started.gpus, []);
+
+    const journal = fs
+      .readFileSync(path.join(agent.dataDir, "journal", `${jobId}.jsonl`), "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    assert.deepEqual(journal, events, "the journal holds exactly the events sent");
+
+    const jobs = await agent.ok<{ jobs: Array<{ jobId: string; state: string; status?: string; codePreview: string }> }>({ type: "jobs" });
+    const info = jobs.jobs.find((j) => j.jobId === jobId);
+    assert.deepEqual(
+      info && { state: info.state, status: info.status, preview: info.codePreview.startsWith("echo hello") },
+      { state: "done", status: "ok", preview: true },
+    );
+    assert.equal((await agent.request({ type: "ack", jobId, seq: events.length })).type, "reply");
+  } finally {
+    await agent.close();
+  }
+});
+
+test("attach: live from the last seq seen (each event once), replay from any seq, and after an agent restart", async () => {
+  const dir = tempDir();
+  const agent = AgentHarness.start();
+  let jobId: string;
+  let all: JobEvent[];
+  try {
+    jobId = await agent.run(`echo first; ${waitFor(path.join(dir, "go"))}; echo second; echo third`);
+    const first = await agent.waitForEvent(jobId, (e) => e.kind === "stream" && e.text.includes("first"));
+    // Re-attach from what was rendered (as a reconnecting client does), then let the job go on.
+    const attach = await agent.ok<{ lastSeq: number }>({ type: "attach", jobId, fromSeq: first.seq });
+    assert.ok(attach.lastSeq >= first.seq);
+    fs.writeFileSync(path.join(dir, "go"), "");
+    const done = await agent.done(jobId);
+    assert.equal(done.status, "ok");
+    all = done.events;
+    assertSeqsInOrder(all);
+    assert.equal(agent.stdoutOf(jobId), "first\nsecond\nthird\n");
+
+    // Replay of a finished job from seq 2: exactly the events after it, in order.
+    const before = agent.events(jobId).length;
+    const replay = await agent.ok<{ lastSeq: number }>({ type: "attach", jobId, fromSeq: 2 });
+    assert.equal(replay.lastSeq, all.length);
+    await agent.waitFor((m) => m.type === "event" && m.jobId === jobId && agent.events(jobId).length === before + all.length - 2);
+    assert.deepEqual(agent.events(jobId).slice(before), all.slice(2));
+  } finally {
+    assert.equal(await agent.close(), 0);
+  }
+
+  // A new agent on the same data dir replays the job from its journal.
+  const again = AgentHarness.start({ dataDir: agent.dataDir });
+  try {
+    const replay = await again.ok<{ lastSeq: number }>({ type: "attach", jobId, fromSeq: 0 });
+    assert.equal(replay.lastSeq, all.length);
+    await again.waitForEvent(jobId, (e) => e.kind === "done");
+    assert.deepEqual(again.events(jobId), all);
+  } finally {
+    await again.close();
+  }
+});
+
+test("one job at a time per session: the next waits with its position and can be cancelled", async () => {
+  const dir = tempDir();
+  const agent = AgentHarness.start();
+  try {
+    const session = { name: "queue" };
+    const first = await agent.run(`echo one; ${waitFor(path.join(dir, "go"))}`, session);
+    await agent.waitForEvent(first, (e) => e.kind === "started");
+    const second = await agent.run("echo two", session);
+    const third = await agent.run("echo three", session);
+    const queued2 = await agent.waitForEvent(second, (e) => e.kind === "queued");
+    const queued3 = await agent.waitForEvent(third, (e) => e.kind === "queued");
+    assert.deepEqual(queued2.event, { kind: "queued", position: 1, reason: "1 job ahead in session 'queue'" });
+    assert.deepEqual(queued3.event, { kind: "queued", position: 2, reason: "2 jobs ahead in session 'queue'" });
+
+    assert.equal((await agent.request({ type: "cancel", jobId: second })).type, "reply");
+    const cancelled = await agent.done(second);
+    assert.equal(cancelled.status, "cancelled");
+    assert.ok(!kinds(cancelled.events).includes("started"), "a cancelled queued job never starts");
+    // The third moves up.
+    await agent.waitForEvent(third, (e) => e.kind === "queued" && e.position === 1);
+
+    fs.writeFileSync(path.join(dir, "go"), "");
+    assert.equal((await agent.done(first)).status, "ok");
+    assert.equal((await agent.done(third)).status, "ok");
+    assert.equal(agent.stdoutOf(third), "three\n");
+    // Both ran in the same runtime.
+    assert.equal(startedWhere(agent.events(third)).where, startedWhere(agent.events(first)).where);
+  } finally {
+    await agent.close();
+  }
+});
+
+test("interrupt: SIGINT stops the cell and the session's runtime survives", async () => {
+  const agent = AgentHarness.start();
+  try {
+    const session = { name: "intr" };
+    const jobId = await agent.run("echo started; sleep 30; echo not-reached", session);
+    await agent.waitForEvent(jobId, (e) => e.kind === "stream" && e.text.includes("started"));
+    assert.equal((await agent.request({ type: "interrupt", jobId })).type, "reply");
+    const { status, events } = await agent.done(jobId);
+    assert.equal(status, "interrupted");
+    assert.ok(events.some((e) => e.event.kind === "error"), "the cell ends with an error");
+    assert.ok(!agent.stdoutOf(jobId).includes("not-reached"));
+
+    const next = await agent.run("echo after", session);
+    assert.equal((await agent.done(next)).status, "ok");
+    assert.equal(startedWhere(agent.events(next)).where, startedWhere(events).where, "same runtime process");
+  } finally {
+    await agent.close();
+  }
+});
+
+test("timeout: TimeoutError; SIGINT suffices, or SIGTERM after the grace period and the session restarts", async () => {
+  const agent = AgentHarness.start();
+  try {
+    const session = { name: "slow" };
+    const polite = await agent.run("sleep 30", session, { timeoutMs: 300 });
+    const first = await agent.done(polite);
+    assert.equal(first.status, "timeout");
+    const errors = first.events.filter((e) => e.event.kind === "error").map((e) => e.event);
+    assert.deepEqual(
+      errors.map((e) => e.kind === "error" && [e.ename, e.evalue]),
+      [["TimeoutError", "cell exceeded timeout=300ms"]],
+      "one error: the TimeoutError (not the runner's interrupt as well)",
+    );
+
+    // This one ignores SIGINT: the runtime is terminated, the session starts a new one.
+    const stubborn = await agent.run("trap '' INT; echo ignoring; sleep 30", session, { timeoutMs: 1000 });
+    const second = await agent.done(stubborn);
+    assert.equal(second.status, "timeout");
+    const error = second.events.find((e) => e.event.kind === "error")?.event;
+    assert.ok(error?.kind === "error");
+    assert.equal(error.ename, "TimeoutError");
+    assert.match(error.evalue, /^cell exceeded timeout=1s; .*session was restarted/);
+    assert.equal(startedWhere(second.events).where, startedWhere(first.events).where, "SIGINT had sufficed the first time");
+
+    const after = await agent.run("echo alive", session);
+    const third = await agent.done(after);
+    assert.equal(third.status, "ok");
+    assert.equal(agent.stdoutOf(after), "alive\n");
+    assert.notEqual(startedWhere(third.events).where, startedWhere(second.events).where, "a new runtime");
+  } finally {
+    await agent.close();
+  }
+});
+
+test("sessions: named ones keep their settings, default ones are per settings, fresh ones go away", async () => {
+  const agent = AgentHarness.start();
+  try {
+    await agent.ok({ type: "hello", client: { id: "sessions-test" } });
+    const a = await agent.run("echo a", { name: "two" });
+    assert.equal((await agent.done(a)).status, "ok");
+    assert.equal(startedWhere(agent.events(a)).session, "two");
+
+    const mismatch = await agent.request({ type: "run", code: "1", session: { name: "two", lang: "python", resources: {} } });
+    assert.equal(mismatch.type, "error");
+    assert.equal(mismatch.type === "error" && mismatch.code, "usage");
+    assert.match(mismatch.type === "error" ? mismatch.message : "", /session 'two' is running with lang=sh.*asks for lang=python.*%remote stop two.*%remote restart two/);
+
+    // Default sessions: the same settings share one, different settings get another.
+    const d1 = await agent.run("echo d1");
+    const d2 = await agent.run("echo d2");
+    const d3 = await agent.run("echo d3", { resources: { cpu: 1 } });
+    const [s1, s2, s3] = await Promise.all([d1, d2, d3].map(async (id) => (await agent.done(id), startedWhere(agent.events(id)))));
+    assert.equal(s1.session, s2.session);
+    assert.equal(s1.where, s2.where);
+    assert.notEqual(s3.session, s1.session);
+
+    const fresh = await agent.run("echo f", { fresh: true });
+    assert.equal((await agent.done(fresh)).status, "ok");
+    const freshSession = startedWhere(agent.events(fresh)).session;
+    assert.match(freshSession, /^fresh-/);
+    // Torn down after its job (wait for the agent to say so, request by request).
+    let names: string[] = [];
+    for (let i = 0; i < 500; i++) {
+      names = (await agent.ok<{ sessions: Array<{ name: string }> }>({ type: "sessions" })).sessions.map((s) => s.name);
+      if (!names.includes(freshSession)) break;
+    }
+    assert.ok(!names.includes(freshSession), "the fresh session is gone");
+    assert.ok(names.includes("two") && names.includes(s1.session) && names.includes(s3.session));
+
+    // Stop and restart by name.
+    assert.equal((await agent.request({ type: "session_restart", name: "two" })).type, "reply");
+    const b = await agent.run("echo b", { name: "two" });
+    assert.equal((await agent.done(b)).status, "ok");
+    assert.notEqual(startedWhere(agent.events(b)).where, startedWhere(agent.events(a)).where, "restart gave a new runtime");
+    assert.equal((await agent.request({ type: "session_stop", name: "two" })).type, "reply");
+    const listed = (await agent.ok<{ sessions: Array<{ name: string }> }>({ type: "sessions" })).sessions.map((s) => s.name);
+    assert.ok(!listed.includes("two"));
+    // Now the name is free for other settings.
+    const c = await agent.run("echo c", { name: "two", resources: { cpu: 2 } });
+    assert.equal((await agent.done(c)).status, "ok");
+  } finally {
+    await agent.close();
+  }
+});

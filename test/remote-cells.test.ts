@@ -1,0 +1,99 @@
+/**
+ * %%remote and %remote end to end: the real kernel (farlab install --prefix), driven by Debian's
+ * jupyter_client (test/python/test_remote.py), running cells on the real embedded agent and its
+ * Python/TypeScript/bash runtimes. A stand-in `nvidia-smi` on the kernel's PATH gives the agent
+ * two GPUs to report and allocate.
+ *
+ * The Python driver runs once (one kernel start for many checks); each of its tests becomes one
+ * subtest here, so a failure names the behaviour that broke.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, test } from "node:test";
+import { installFarlab, type KernelspecPrefix } from "./helpers/kernelspec";
+import { PYTHON_TEST_DIR } from "./helpers/repo";
+import { SYSTEM_PYTHON, describeRun, runProgram, type RunResult } from "./helpers/processes";
+
+const FAKE_NVIDIA_SMI = `#!/bin/sh
+# Stand-in for nvidia-smi --query-gpu=index,uuid,name,memory.total,memory.used --format=csv,noheader,nounits
+echo "0, GPU-00000000-aaaa, NVIDIA A100-SXM4-40GB, 40960, 1024"
+echo "1, GPU-11111111-bbbb, NVIDIA H100 80GB HBM3, 81559, 0"
+`;
+
+let spec: KernelspecPrefix;
+let scratch: string;
+let run: RunResult;
+/** unittest's verbose lines: "test_name (module.Class...) ... ok". */
+let outcomes: Map<string, string>;
+
+before(async () => {
+  spec = await installFarlab("remote");
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), "farlab-remote-test-"));
+  const bin = path.join(scratch, "bin");
+  fs.mkdirSync(bin);
+  fs.writeFileSync(path.join(bin, "nvidia-smi"), FAKE_NVIDIA_SMI, { mode: 0o755 });
+  run = await runProgram(SYSTEM_PYTHON, [path.join(PYTHON_TEST_DIR, "test_remote.py")], {
+    env: {
+      ...spec.env,
+      PATH: `${bin}:${process.env.PATH}`,
+      FARLAB_EMBEDDED_AGENT_DIR: path.join(scratch, "agent"),
+      FARLAB_TEST_TMP: scratch,
+    },
+    timeoutMs: 170_000,
+  });
+  outcomes = new Map();
+  for (const match of run.stderr.matchAll(/^(test_\w+) \([\w.]+\)(?:\n.*?)? \.\.\. (ok|FAIL|ERROR|skipped.*)$/gm)) {
+    outcomes.set(match[1], match[2]);
+  }
+});
+
+after(() => {
+  spec?.remove();
+  if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+});
+
+function expectPassed(name: string): void {
+  const outcome = outcomes.get(name);
+  assert.equal(outcome, "ok", `${name}: ${outcome ?? "did not run"}\n${describeRun("test_remote.py", run)}`);
+}
+
+const BEHAVIOURS: Record<string, string> = {
+  test_state_across_cells_typescript: "TypeScript state is kept across remote cells",
+  test_state_across_cells_python: "Python state is kept across remote cells",
+  test_shell_cell: "lang=bash runs a shell cell",
+  test_output_streams_live: "output streams to iopub while the cell runs",
+  test_native_output_is_captured: "output of native code and child processes is captured",
+  test_stream_output_is_coalesced: "5000 printed lines arrive whole in far fewer stream messages",
+  test_pandas_result_is_html: "a pandas DataFrame result is an HTML table",
+  test_progress_bar_updates_in_place: "Python progress() is one display updated in place to 100%",
+  test_typescript_progress_bar: "TypeScript progress() is one display updated in place",
+  test_matplotlib_figure_is_png: "a matplotlib figure is shown as one PNG",
+  test_plotly_figure: "a Python plotly figure carries the plotly MIME type, HTML and text",
+  test_typescript_display_plotly: "display.plotly in a remote TypeScript cell",
+  test_inputs_and_output: "-i sends local values, -o assigns the result locally",
+  test_input_that_is_not_json_names_the_variable: "a non-JSON -i value is a SerializationError naming it",
+  test_output_that_is_not_json_names_the_variable: "a non-JSON -o value is a SerializationError naming it",
+  test_remote_error_has_remote_name_and_traceback: "a remote exception keeps its ename and traceback (cell line)",
+  test_typescript_error: "a remote TypeScript exception keeps its ename",
+  test_gpu_inventory_in_status: "%remote status shows the GPUs (text and HTML tables)",
+  test_gpu_session_gets_the_matching_gpu: "gpu=H100 allocates the H100 (CUDA_VISIBLE_DEVICES)",
+  test_named_session_with_other_resources_is_a_usage_error: "a named session asked with other resources is a MagicUsageError",
+  test_config_sets_defaults: "%remote config sets %%remote defaults, validated",
+  test_stop_and_restart_sessions: "%remote restart clears a session, %remote stop ends it",
+  test_jobs_lists_cells: "%remote jobs lists recent cells",
+  test_bad_options_send_nothing: "bad options and sizes are MagicUsageErrors and send nothing",
+  test_unknown_agent_and_subcommand: "unknown agents and %remote connect are usage errors",
+  test_interrupt_keeps_session_state: "an interrupt raises KeyboardInterrupt remotely and keeps the session",
+  test_timeout_is_a_timeout_error: "timeout= ends the cell with a TimeoutError",
+};
+
+test("the python driver ran to the end", () => {
+  assert.ok(!run.timedOut, describeRun("test_remote.py", run));
+  assert.match(run.stderr, /^Ran \d+ tests?/m, describeRun("test_remote.py", run));
+});
+
+for (const [name, behaviour] of Object.entries(BEHAVIOURS)) {
+  test(behaviour, () => expectPassed(name));
+}

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { installKernelSpec, type InstallTarget } from "../kernel/install";
 import { runNotebook } from "../kernel/run-notebook";
+import { registerKeysCommand } from "./keys";
 
 function version(): string {
   return (JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")) as { version: string }).version;
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
       console.log(`wrote ${result.outputPath}`);
     });
 
+  registerKeysCommand(program);
   return program;
 }
 

@@ -3,10 +3,15 @@
  * farlab-agent: the daemon that runs %%remote cells.
  *
  *   farlab-agent serve --stdio [--data-dir DIR]
+ *   farlab-agent serve --listen tcp://HOST:PORT [--data-dir DIR]
+ *   farlab-agent keys [--data-dir DIR]
+ *   farlab-agent authorize KEY [--name NAME] [--data-dir DIR]
  *
  * With --stdio, stdin/stdout carry the agent protocol (framed, see protocol/framing.ts) for one
  * client: the embedded local agent, or `ssh host farlab-agent serve --stdio`. stdout is the
- * protocol and nothing else; logs go to stderr and DATA/agent.log.
+ * protocol and nothing else; logs go to stderr and DATA/agent.log. With --listen, many clients
+ * connect over ZeroMQ with CURVE (see transports/zmq-listener.ts); `keys` prints the agent's
+ * public key and `authorize` allows a client key (see keys/).
  */
 import { Command, InvalidArgumentError } from "commander";
 import * as fs from "node:fs";
@@ -18,6 +23,8 @@ import { ProcessBackend } from "./backends/process";
 import { GpuAllocator } from "./gpu/allocator";
 import { readGpuInventory } from "./gpu/inventory";
 import { StreamTransport } from "./protocol/framing";
+import { agentPublicKey, authorizeClient } from "./keys/agent-keys";
+import { ZmqListener } from "./transports/zmq-listener";
 
 const DEFAULT_DATA_DIR = path.join(os.homedir(), ".local", "share", "farlab-agent");
 
@@ -36,12 +43,8 @@ function milliseconds(value: string): number {
 }
 
 async function serve(options: ServeOptions): Promise<void> {
-  if (options.listen) {
-    process.stderr.write("farlab-agent: --listen (ZeroMQ with CURVE) is not available yet; use --stdio\n");
-    process.exit(2);
-  }
-  if (!options.stdio) {
-    process.stderr.write("farlab-agent serve: say how to serve: --stdio\n");
+  if (Boolean(options.stdio) === Boolean(options.listen)) {
+    process.stderr.write("farlab-agent serve: say how to serve: --stdio or --listen tcp://HOST:PORT (one of them)\n");
     process.exit(2);
   }
   const dataDir = path.resolve(options.dataDir);
@@ -74,6 +77,12 @@ async function serve(options: ServeOptions): Promise<void> {
   process.on("SIGTERM", () => void exit("SIGTERM"));
   process.on("SIGHUP", () => void exit("SIGHUP"));
 
+  if (options.listen) {
+    // Serves until SIGTERM/SIGHUP; the listening line on stderr names the real port (for port 0).
+    const listener = await ZmqListener.start({ url: options.listen, dataDir, log, serve: (t) => agent.serve(t) });
+    log(`listening on ${listener.endpoint} (ZeroMQ, CURVE public key ${listener.publicKey})`);
+    return;
+  }
   await agent.serve(new StreamTransport(process.stdin, process.stdout));
   // The one client is gone. Its jobs do not depend on it: let them finish (their journals stay
   // attachable), then stop the sessions' runtimes and exit.
@@ -105,13 +114,31 @@ const program = new Command()
 
 program
   .command("serve")
-  .description("serve clients: --stdio serves one client over stdin/stdout")
+  .description("serve clients: --stdio serves one client over stdin/stdout, --listen many over ZeroMQ")
   .option("--stdio", "serve one client over stdin/stdout (used by SSH and the embedded agent)")
-  .option("--listen <url>", "serve many clients over ZeroMQ with CURVE (tcp://HOST:PORT); not available yet")
+  .option("--listen <url>", "serve many clients over ZeroMQ with CURVE (tcp://HOST:PORT)")
   .option("--data-dir <dir>", "keys, journal, sessions, volumes and secrets live here", DEFAULT_DATA_DIR)
   .option("--interrupt-grace-ms <ms>", "after SIGINT, how long a cell may take to stop before SIGTERM", milliseconds)
   .option("--terminate-grace-ms <ms>", "after SIGTERM, how long before SIGKILL", milliseconds)
   .action((options: ServeOptions) => serve(options));
+
+program
+  .command("keys")
+  .description("print the agent's CURVE public key (clients pass it as server_key=); made on first use")
+  .option("--data-dir <dir>", "keys, journal, sessions, volumes and secrets live here", DEFAULT_DATA_DIR)
+  .action((options: { dataDir: string }) => {
+    process.stdout.write(`${agentPublicKey(path.resolve(options.dataDir))}\n`);
+  });
+
+program
+  .command("authorize")
+  .description("allow a client's CURVE public key (what `farlab keys` prints) to connect over ZeroMQ")
+  .argument("<key>", "the client's public key, 40 characters of Z85")
+  .option("--name <name>", "a name for the key, kept beside it in authorized_keys")
+  .option("--data-dir <dir>", "keys, journal, sessions, volumes and secrets live here", DEFAULT_DATA_DIR)
+  .action((key: string, options: { name?: string; dataDir: string }) => {
+    process.stdout.write(`${authorizeClient(path.resolve(options.dataDir), key, options.name)}\n`);
+  });
 
 program.parseAsync(process.argv).catch((e) => {
   process.stderr.write(`farlab-agent: ${(e as Error).message}\n`);

@@ -243,3 +243,43 @@ test("sessions: named ones keep their settings, default ones are per settings, f
     await agent.close();
   }
 });
+
+test("attach from another agent process: follows a job whose client went away, and ends one whose agent died", async () => {
+  const dir = tempDir();
+  const first = AgentHarness.start();
+  const jobId = await first.run(`echo first; ${waitFor(path.join(dir, "go"))}; echo second`);
+  await first.waitForEvent(jobId, (e) => e.kind === "stream");
+  first.child.stdin.end(); // the client is gone; the agent finishes the job before it exits
+
+  const second = AgentHarness.start({ dataDir: first.dataDir });
+  try {
+    const attach = await second.ok<{ lastSeq: number }>({ type: "attach", jobId, fromSeq: 0 });
+    assert.ok(attach.lastSeq >= 2);
+    await second.waitForEvent(jobId, (e) => e.kind === "stream" && e.text === "first\n");
+    const refused = await second.request({ type: "interrupt", jobId });
+    assert.equal(refused.type, "error");
+    assert.match(refused.type === "error" ? refused.message : "", /run by another agent process/);
+    fs.writeFileSync(path.join(dir, "go"), "");
+    const { status, events } = await second.done(jobId);
+    assert.equal(status, "ok");
+    assertSeqsInOrder(events);
+    assert.equal(second.stdoutOf(jobId), "first\nsecond\n");
+    assert.equal(await first.exited, 0, "the first agent exits once its job is done");
+
+    // An agent killed mid-job: the journal has no `done`; attaching ends the job with an error.
+    const doomed = AgentHarness.start({ dataDir: first.dataDir });
+    const orphan = await doomed.run(`echo doomed; ${waitFor(path.join(dir, "go2"))}`);
+    await doomed.waitForEvent(orphan, (e) => e.kind === "stream");
+    doomed.child.kill("SIGKILL");
+    await doomed.exited;
+    await second.ok({ type: "attach", jobId: orphan, fromSeq: 0 });
+    const ended = await second.done(orphan);
+    assert.equal(ended.status, "error");
+    assertSeqsInOrder(ended.events);
+    const error = ended.events.find((e) => e.event.kind === "error")?.event;
+    assert.equal(error?.kind === "error" && error.ename, "AgentExitedError");
+  } finally {
+    fs.writeFileSync(path.join(dir, "go2"), ""); // lets the killed agent's orphaned shell finish
+    await second.close();
+  }
+});

@@ -150,3 +150,23 @@ test("agent over stdio: every malformed input gets an error reply, then normal s
     assert.equal(await agent.close(), 0);
   }
 });
+
+test("agent over stdio: a handler that fails answers `internal`, and the agent carries on", async () => {
+  const agent = AgentHarness.start();
+  try {
+    await agent.ok({ type: "status" });
+    // Make the journal unwritable in a way even root cannot get around: a file where its folder was.
+    const journal = path.join(agent.dataDir, "journal");
+    fs.rmSync(journal, { recursive: true });
+    fs.writeFileSync(journal, "not a folder");
+    const answer = await agent.request({ type: "run", code: "echo x", session: { lang: "sh", resources: {} } });
+    assert.equal(answer.type, "error");
+    assert.equal(answer.type === "error" && answer.code, "internal");
+    assert.match(answer.type === "error" ? answer.message : "", /the agent failed handling 'run': ENOTDIR/);
+    assert.doesNotMatch(answer.type === "error" ? answer.message : "", /\n\s+at /, "no stack trace in the reply");
+    assert.match(fs.readFileSync(path.join(agent.dataDir, "agent.log"), "utf8"), /internal error handling 'run'[^]*\n\s+at /);
+    assert.equal((await agent.request({ type: "status" })).type, "reply");
+  } finally {
+    assert.equal(await agent.close(), 0);
+  }
+});

@@ -22,6 +22,7 @@ before(async () => {
 after(() => spec?.remove());
 
 interface NotebookCell {
+  id: string;
   cell_type: "code";
   source: string;
   metadata: Record<string, unknown>;
@@ -30,7 +31,8 @@ interface NotebookCell {
 }
 
 function writeNotebook(file: string, sources: string[]): void {
-  const cells: NotebookCell[] = sources.map((source) => ({
+  const cells: NotebookCell[] = sources.map((source, index) => ({
+    id: `cell-${index}`,
     cell_type: "code",
     source,
     metadata: {},

@@ -1,7 +1,7 @@
 /**
  * %%remote and %remote end to end: the real kernel (farlab install --prefix), driven by Debian's
  * jupyter_client (test/python/test_remote.py), running cells on the real embedded agent and its
- * Python/TypeScript/bash runtimes. A stand-in `nvidia-smi` on the kernel's PATH gives the agent
+ * Python (Debian's python3, with pandas, matplotlib, plotly), TypeScript and bash runtimes. A stand-in `nvidia-smi` on the kernel's PATH gives the agent
  * two GPUs to report and allocate.
  *
  * The Python driver runs once (one kernel start for many checks); each of its tests becomes one
@@ -39,6 +39,8 @@ before(async () => {
       ...spec.env,
       PATH: `${bin}:${process.env.PATH}`,
       FARLAB_EMBEDDED_AGENT_DIR: path.join(scratch, "agent"),
+      // The runtime's python: Debian's, which has pandas, matplotlib and plotly.
+      FARLAB_PYTHON: SYSTEM_PYTHON,
       FARLAB_TEST_TMP: scratch,
     },
     timeoutMs: 170_000,

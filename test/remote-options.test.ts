@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { MagicUsageError } from "../extension/magics/errors";
 import { collapseOverwrites } from "../extension/remote/job-renderer";
 import { jsonProblem } from "../extension/remote/remote-magic";
-import { RemoteDefaults, formatDuration, planRemoteRun } from "../extension/remote/remote-options";
+import { RemoteDefaults, planRemoteRun } from "../extension/remote/remote-options";
 
 const none = new RemoteDefaults();
 
@@ -88,10 +88,4 @@ test('"\\r" overwrites inside a chunk keep only what the line finally shows', ()
   assert.equal(collapseOverwrites(" more\r", false), " more\r", "a line that only goes on is not erased");
   assert.equal(collapseOverwrites("a\rb\nc\rd\n", true), "b\nd\n");
   assert.equal(collapseOverwrites("line\r\nnext\r\n", true), "line\nnext\n", "CRLF is a line end");
-});
-
-test("durations read back as a user writes them", () => {
-  assert.equal(formatDuration(2000), "2s");
-  assert.equal(formatDuration(5_400_000), "1h30m");
-  assert.equal(formatDuration(500), "500ms");
 });

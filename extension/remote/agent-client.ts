@@ -96,7 +96,12 @@ export class AgentClient {
   /** Follow an existing job from `fromSeq` (replay, then live). */
   async attach(jobId: string, fromSeq = 0): Promise<JobStream> {
     const stream = this.streamFor(jobId);
-    await this.request({ type: "attach", jobId, fromSeq });
+    try {
+      await this.request({ type: "attach", jobId, fromSeq });
+    } catch (error) {
+      if (this.jobs.get(jobId) === stream && stream.lastSeq === 0) this.jobs.delete(jobId);
+      throw error;
+    }
     return stream;
   }
 

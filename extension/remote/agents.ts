@@ -11,17 +11,31 @@ import { spawnEmbeddedAgent } from "./embedded-agent";
 export const LOCAL_AGENT = "local";
 
 export class AgentRegistry {
-  private readonly connectors = new Map<string, Connector>();
+  private readonly connectors = new Map<string, { connector: Connector; describe: string }>();
   private readonly clients = new Map<string, AgentClient>();
   private defaultName = LOCAL_AGENT;
 
   constructor() {
     // The embedded agent never reconnects: if it died, its runtimes (and their jobs) died with it.
-    this.add(LOCAL_AGENT, () => spawnEmbeddedAgent());
+    this.add(LOCAL_AGENT, () => spawnEmbeddedAgent(), "embedded: a child process over stdio");
   }
 
-  add(name: string, connector: Connector): void {
-    this.connectors.set(name, connector);
+  add(name: string, connector: Connector, describe: string): void {
+    this.connectors.set(name, { connector, describe });
+  }
+
+  /** How an agent is reached, for %remote status. */
+  describe(name: string): string {
+    return this.connectors.get(name)?.describe ?? "unknown";
+  }
+
+  isDefault(name: string): boolean {
+    return name === this.defaultName;
+  }
+
+  /** Whether the agent's client has been made (i.e. it was used in this kernel). */
+  isStarted(name: string): boolean {
+    return this.clients.has(name);
   }
 
   names(): string[] {
@@ -44,18 +58,13 @@ export class AgentRegistry {
     const resolved = this.resolve(name);
     let client = this.clients.get(resolved);
     if (!client) {
-      client = new AgentClient(this.connectors.get(resolved)!, {
+      client = new AgentClient(this.connectors.get(resolved)!.connector, {
         name: resolved,
         reconnectAttempts: resolved === LOCAL_AGENT ? 0 : 3,
       });
       this.clients.set(resolved, client);
     }
     return client;
-  }
-
-  /** Clients already made (for %remote status: agents never used are not started just to list them). */
-  connected(): AgentClient[] {
-    return [...this.clients.values()];
   }
 
   closeAll(): void {

@@ -16,7 +16,7 @@ type Subcommand = (magic: ParsedMagic, client: () => AgentClient) => Promise<unk
 
 export function createRemoteCommandMagic(registry: AgentRegistry = agents, defaults: RemoteDefaults = remoteDefaults): MagicHandler {
   const subcommands: Record<string, { usage: string; run: Subcommand; takesName?: boolean }> = {
-    status: { usage: "status [agent=NAME]", run: (_m, client) => status(client()) },
+    status: { usage: "status [agent=NAME]", run: (_m, client) => status(client(), registry) },
     sessions: { usage: "sessions [agent=NAME]", run: async (_m, client) => sessionsReport(client()) },
     stop: {
       usage: "stop NAME [agent=NAME]",
@@ -92,11 +92,19 @@ async function configure(magic: ParsedMagic, defaults: RemoteDefaults): Promise<
   return new PlainText(lines.length ? `%%remote defaults: ${lines.join(" ")}` : "%%remote defaults: none (set them with %remote config key=value ...)");
 }
 
-async function status(client: AgentClient): Promise<unknown> {
+async function status(client: AgentClient, registry: AgentRegistry): Promise<unknown> {
   const reply = await client.request({ type: "status" });
   const heading = `agent '${client.name}' (${reply.agentId}, farlab-agent ${reply.agentVersion}), backend ${reply.backend}`;
   const active = reply.jobs.filter((j) => j.state !== "done");
-  return report(heading, [gpuTable(reply.gpus), sessionTable(reply.sessions), jobTable("Running and queued jobs", active)]);
+  const agentTable: Table = {
+    title: "Agents",
+    headers: ["name", "default", "connection", "state"],
+    rows: registry
+      .names()
+      .map((name) => [name, registry.isDefault(name) ? "yes" : "", registry.describe(name), registry.isStarted(name) ? "in use" : "not started"]),
+    empty: "none",
+  };
+  return report(heading, [agentTable, gpuTable(reply.gpus), sessionTable(reply.sessions), jobTable("Running and queued jobs", active)]);
 }
 
 async function sessionsReport(client: AgentClient): Promise<unknown> {

@@ -9,6 +9,7 @@
  * the agent reports the job done, so output printed while unwinding is not lost and the session
  * (with its state) survives.
  */
+import { formatDuration } from "../../kernel/display/progress";
 import { MagicUsageError } from "../magics/errors";
 import type { MagicContext, MagicHandler, ParsedMagic } from "../magics/types";
 import { agents, type AgentRegistry } from "./agents";
@@ -18,7 +19,6 @@ import { JobRenderer, bundleValue, type JobOutcome } from "./job-renderer";
 import {
   REMOTE_FLAGS,
   REMOTE_OPTIONS,
-  formatDuration,
   planRemoteRun,
   remoteDefaults,
   type RemoteDefaults,
@@ -86,7 +86,7 @@ function finish(outcome: JobOutcome, magic: ParsedMagic, plan: RemotePlan, clien
   switch (outcome.status) {
     case "timeout":
       throw new TimeoutError(
-        `the cell ran longer than timeout=${formatDuration(plan.timeoutMs)} and was stopped on agent '${client.name}'; ` +
+        `the cell ran longer than timeout=${formatDuration(plan.timeoutMs / 1000)} and was stopped on agent '${client.name}'; ` +
           `${session} and its state are kept. Give more time with timeout= (e.g. timeout=2h).`,
       );
     case "interrupted":

@@ -6,6 +6,7 @@
  * names) so that a bad cell fails before anything is sent to an agent.
  */
 import type { Lang, Resources, SessionRef } from "../../remote-agent/protocol/messages";
+import { formatDuration } from "../../kernel/display/progress";
 import { MagicUsageError } from "../magics/errors";
 import type { FlagSpec, OptionSpec, ParsedMagic } from "../magics/types";
 
@@ -162,21 +163,7 @@ export const remoteDefaults = new RemoteDefaults();
 
 function formatOption(key: string, value: unknown): string {
   if (key === "memory" && typeof value === "number") return `${value}MiB`;
-  if (key === "timeout" && typeof value === "number") return formatDuration(value);
+  if (key === "timeout" && typeof value === "number") return formatDuration(value / 1000);
   if (Array.isArray(value)) return value.join(",");
   return String(value);
-}
-
-/** 2000 -> "2s", 5400000 -> "1h30m": as a user writes durations in magics. */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${ms}ms`;
-  let seconds = Math.round(ms / 1000);
-  const parts: string[] = [];
-  for (const [unit, size] of [["h", 3600], ["m", 60], ["s", 1]] as const) {
-    if (seconds >= size) {
-      parts.push(`${Math.floor(seconds / size)}${unit}`);
-      seconds %= size;
-    }
-  }
-  return parts.join("");
 }

@@ -2,6 +2,7 @@
  * Small tables for %remote's reports: one description, two renderings, a text/plain one that
  * reads well in a terminal frontend (aligned columns) and a text/html one for notebooks.
  */
+import { escapeHtml } from "../../kernel/display/progress";
 import { JUPYTER_DISPLAY, type SelfDisplaying } from "../../kernel/display/types";
 
 export interface Table {
@@ -39,8 +40,4 @@ export function report(heading: string, tables: Table[]): SelfDisplaying & { toS
     [JUPYTER_DISPLAY]: () => ({ "text/plain": text, "text/html": html }),
     toString: () => text,
   };
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

@@ -30,6 +30,11 @@ export interface ProgressBar {
   wrap<T>(items: Iterable<T> | AsyncIterable<T>): AsyncIterable<T>;
 }
 
+export interface PlotlyOptions {
+  /** Inline plotly.js into this figure's text/html even if an earlier figure carried it. */
+  includePlotlyJs?: boolean;
+}
+
 export interface DisplayApi {
   /** Display any value: self-displaying objects use their bundle; others util.inspect. */
   (value: unknown, options?: { displayId?: string; update?: boolean }): void;
@@ -41,8 +46,11 @@ export interface DisplayApi {
   jpeg(data: Uint8Array | string): void;
   json(value: unknown): void;
   text(text: string): void;
-  /** A plotly figure: { data, layout?, config? }. */
-  plotly(figure: { data: unknown[]; layout?: unknown; config?: unknown }): void;
+  /**
+   * A plotly figure: { data, layout?, config? }. Its text/html fallback carries plotly.js only for
+   * the first figure of a session, unless includePlotlyJs is true (docs/display.md).
+   */
+  plotly(figure: { data: unknown[]; layout?: unknown; config?: unknown }, options?: PlotlyOptions): void;
   raw(mime: string, data: unknown, metadata?: MimeMetadata): void;
   bundle(data: MimeBundle, metadata?: MimeMetadata): void;
   clear(wait?: boolean): void;

@@ -4,7 +4,7 @@
  */
 import type { Transport } from "../protocol/framing";
 import type { ErrorCode, FromAgent, ReplyBody } from "../protocol/messages";
-import type { Job } from "./job";
+import type { Follower } from "./job";
 
 export class Connection {
   /** Set by `hello`; requests before it count as this anonymous client. */
@@ -27,10 +27,13 @@ export class Connection {
     this.send({ type: "error", re, code, message });
   }
 
-  /** Sends the job's events with seq > fromSeq, then its live ones; replaces an earlier follow. */
-  follow(job: Job, fromSeq: number): void {
-    this.follows.get(job.id)?.();
-    this.follows.set(job.id, job.follow(fromSeq, (event) => this.send(event)));
+  /**
+   * Starts sending a job's events through `subscribe` (which replays, then follows, and returns
+   * the unfollow); replaces an earlier follow of the same job.
+   */
+  follow(jobId: string, subscribe: (deliver: Follower) => () => void): void {
+    this.follows.get(jobId)?.();
+    this.follows.set(jobId, subscribe((event) => this.send(event)));
   }
 
   close(): void {

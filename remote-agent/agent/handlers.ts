@@ -6,12 +6,16 @@ import { PROTOCOL_VERSION } from "../protocol/messages";
 import type { Agent } from "./agent";
 import type { HandlerTable } from "./dispatcher";
 import { notFound } from "./errors";
+import { followForeignJob } from "./journal-follow";
 
 export function createHandlers(agent: Agent): HandlerTable {
   const liveJob = (jobId: string) => {
     const found = agent.findJob(jobId);
-    if (!found) throw notFound(`no running or recent job '${jobId}'; \`%remote jobs\` lists them`);
-    return found;
+    if (found) return found;
+    if (agent.journal.ownedByLiveAgent(jobId)) {
+      throw notFound(`job '${jobId}' is run by another agent process on this host; \`%remote attach ${jobId}\` follows it, but it cannot be stopped from this connection`);
+    }
+    throw notFound(`no running or recent job '${jobId}'; \`%remote jobs\` lists them`);
   };
 
   return {
@@ -23,16 +27,22 @@ export function createHandlers(agent: Agent): HandlerTable {
 
     run(request, { connection, afterReply }) {
       const session = agent.sessions.resolve(connection.clientId, request.session);
-      const job = agent.createJob(session, {
-        code: request.code,
-        inputs: request.inputs,
-        wantValue: request.wantValue,
-        timeoutMs: request.timeoutMs,
-      });
+      let job;
+      try {
+        job = agent.createJob(session, {
+          code: request.code,
+          inputs: request.inputs,
+          wantValue: request.wantValue,
+          timeoutMs: request.timeoutMs,
+        });
+      } catch (e) {
+        if (session.fresh) void session.stop(); // made for this job alone
+        throw e;
+      }
       agent.log(`job ${job.id}: queued in session ${session.name}`);
       // The client learns the job id from the reply before any of the job's events.
       afterReply(() => {
-        connection.follow(job, 0);
+        connection.follow(job.id, (deliver) => job.follow(0, deliver));
         session.enqueue(job);
       });
       return { of: "run", jobId: job.id };
@@ -53,13 +63,16 @@ export function createHandlers(agent: Agent): HandlerTable {
     attach(request, { connection, afterReply }) {
       const found = agent.findJob(request.jobId);
       if (found) {
-        afterReply(() => connection.follow(found.job, request.fromSeq));
+        afterReply(() => connection.follow(found.job.id, (deliver) => found.job.follow(request.fromSeq, deliver)));
         return { of: "attach", jobId: found.job.id, lastSeq: found.job.lastSeq };
       }
-      // A job of an earlier agent run: its journal is all there is.
+      // A job of another agent process on this data dir (still running, or long done): the
+      // journal is the meeting point.
       const events = agent.journal.read(request.jobId);
       if (events.length === 0) throw notFound(`no job '${request.jobId}' on this agent; \`%remote jobs\` lists them`);
-      afterReply(() => events.filter((e) => e.seq > request.fromSeq).forEach((e) => connection.send(e)));
+      afterReply(() =>
+        connection.follow(request.jobId, (deliver) => followForeignJob(agent.journal, request.jobId, request.fromSeq, deliver)),
+      );
       return { of: "attach", jobId: request.jobId, lastSeq: events[events.length - 1].seq };
     },
 

@@ -2,6 +2,10 @@
  * A job's journal: its events, one JSON line each, in DATA/journal/<jobId>.jsonl. An event is
  * written (a write(2) to the file, so it survives the agent dying) before it is sent to anyone;
  * replays after a reconnect read it back.
+ *
+ * While a job runs, DATA/journal/<jobId>.owner holds the pid of the agent process writing it, so
+ * another agent process on the same data dir (a new `serve --stdio` after an SSH reconnect) can
+ * follow the job live, and can tell a job whose agent died from one still running.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -17,7 +21,24 @@ export class Journal {
   }
 
   openWriter(jobId: string): JournalWriter {
-    return new JournalWriter(this.pathOf(jobId));
+    return new JournalWriter(this.pathOf(jobId), path.join(this.dir, `${jobId}.owner`));
+  }
+
+  /** Whether an agent process other than this one is still writing the job's journal. */
+  ownedByLiveAgent(jobId: string): boolean {
+    let pid: number;
+    try {
+      pid = Number(fs.readFileSync(path.join(this.dir, `${jobId}.owner`), "utf8"));
+    } catch {
+      return false;
+    }
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === "EPERM"; // alive, another user's
+    }
   }
 
   exists(jobId: string): boolean {
@@ -50,8 +71,12 @@ export class Journal {
 export class JournalWriter {
   private fd: number | null;
 
-  constructor(file: string) {
+  constructor(
+    file: string,
+    private readonly ownerFile?: string,
+  ) {
     this.fd = fs.openSync(file, "a");
+    if (ownerFile) fs.writeFileSync(ownerFile, String(process.pid));
   }
 
   append(event: JobEvent): void {
@@ -62,6 +87,7 @@ export class JournalWriter {
   close(): void {
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
+    if (this.ownerFile) fs.rmSync(this.ownerFile, { force: true });
   }
 }
 

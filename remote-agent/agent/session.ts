@@ -8,9 +8,10 @@
  *   if the runner has not finished the job within a grace period, SIGTERM; then SIGKILL. A
  *   runtime that had to be killed is gone with its state; the next job starts a new one.
  */
+import { randomBytes } from "node:crypto";
 import { setImmediate as nextLoopTurn } from "node:timers/promises";
 import { StringDecoder } from "node:string_decoder";
-import type { Backend, RuntimeExit, RuntimeHandle } from "../backends/types";
+import { describeExit, type Backend, type RuntimeExit, type RuntimeHandle } from "../backends/types";
 import type { GpuAllocator } from "../gpu/allocator";
 import type { GpuDevice } from "../gpu/inventory";
 import { parseGpuSpec, type GpuSpec } from "../gpu/spec";
@@ -18,7 +19,6 @@ import type { Lang, Resources, SessionInfo } from "../protocol/messages";
 import type { FromRunner } from "../protocol/runner";
 import type { DoneStatus, Job } from "./job";
 import type { Log } from "./log";
-import { randomBytes } from "node:crypto";
 
 export interface SessionOptions {
   name: string;
@@ -371,10 +371,6 @@ export class Session {
 
 function describeGpu(gpu: GpuDevice): string {
   return `GPU ${gpu.index}: ${gpu.name}`;
-}
-
-function describeExit(exit: RuntimeExit): string {
-  return exit.signal ? `killed by ${exit.signal}` : `exit status ${exit.code}`;
 }
 
 function plural(n: number, noun: string): string {

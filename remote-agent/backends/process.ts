@@ -18,7 +18,7 @@ import * as readline from "node:readline";
 import { PassThrough } from "node:stream";
 import type { FromRunner, ToRunner } from "../protocol/runner";
 import { runtimeCommand } from "../runtimes";
-import { RuntimeStartError, type Backend, type RuntimeExit, type RuntimeHandle, type SessionSpec } from "./types";
+import { RuntimeStartError, describeExit, type Backend, type RuntimeExit, type RuntimeHandle, type SessionSpec } from "./types";
 
 export interface ProcessBackendOptions {
   dataDir: string;
@@ -161,10 +161,6 @@ function gpuEnvironment(spec: SessionSpec): Record<string, string> {
     CUDA_DEVICE_ORDER: "PCI_BUS_ID",
     CUDA_VISIBLE_DEVICES: spec.gpus.map((gpu) => String(gpu.index)).join(","),
   };
-}
-
-function describeExit(exit: RuntimeExit): string {
-  return exit.signal ? `killed by ${exit.signal}` : `exit status ${exit.code}`;
 }
 
 /** Newline-delimited JSON from the runtime; lines that are not JSON objects are logged and skipped. */

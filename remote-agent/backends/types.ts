@@ -27,6 +27,11 @@ export interface RuntimeExit {
   signal: NodeJS.Signals | null;
 }
 
+/** "exit status 1" / "killed by SIGKILL", for messages. */
+export function describeExit(exit: RuntimeExit): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exit status ${exit.code}`;
+}
+
 export interface RuntimeHandle {
   /** Where it runs, for `started` events and status ("process 1234 on host"). */
   readonly where: string;

@@ -3,8 +3,8 @@
  * and their top-level declarations persist as properties of globalThis (see cell-compiler.ts).
  *
  * Interrupt (SIGINT to the process group): synchronous code runs under vm's breakOnSigint, so
- * V8 stops a `while (true) {}`; a pending await is raced against a promise that the SIGINT
- * handler rejects. Either way the cell ends with `Interrupted` and the state stays. Code that
+ * V8 stops a `while (true) {}`; a pending await is raced against a promise that rejects on
+ * SIGINT (see interrupt.ts). Either way the cell ends with `Interrupted` and the state stays. Code that
  * blocks in an async continuation (after its first await) cannot be stopped this way: the
  * agent's SIGTERM/SIGKILL escalation ends the session then.
  */
@@ -16,6 +16,7 @@ import { CELL_SCOPE, compileCell, type CompiledCell } from "./cell-compiler";
 import type { RunnerChannel } from "./channel";
 import { createDisplayApi, runnerSink, toBundle } from "./display";
 import { formatCellError, jsonValue } from "./errors";
+import { createInterruptSource } from "./interrupt";
 import { createProgress } from "./progress";
 
 type Execute = Extract<ToRunner, { type: "execute" }>;
@@ -44,8 +45,8 @@ function declareGlobal(name: string): void {
 export class TsSession {
   private cells = 0;
   private readonly compiled = new Map<string, CompiledCell>();
-  private rejectRunning: ((error: Error) => void) | undefined;
   private readonly closeOpenBars: () => void;
+  private readonly interrupts = createInterruptSource();
 
   constructor(private readonly channel: RunnerChannel) {
     const { progress, closeOpenBars } = createProgress(channel);
@@ -60,7 +61,6 @@ export class TsSession {
     scope.require = cellRequire;
     scope[CELL_SCOPE] = { require: cellRequire, module: { exports: {} } };
 
-    process.on("SIGINT", () => this.rejectRunning?.(new Interrupted()));
     // Errors thrown later by a cell's timers or promises must not end the session.
     const report = (error: unknown) => {
       const { traceback } = formatCellError(error, this.mapPosition);
@@ -92,7 +92,7 @@ export class TsSession {
     for (const name of cell.declaredNames) declareGlobal(name);
     Object.assign(scope, message.inputs ?? {});
 
-    const interrupted = new Promise<never>((_, reject) => (this.rejectRunning = reject));
+    const interrupted = new Promise<never>((_, reject) => this.interrupts.arm(() => reject(new Interrupted())));
     interrupted.catch(() => undefined);
     let outcome: { value: unknown } | undefined;
     try {
@@ -104,7 +104,7 @@ export class TsSession {
       this.fail(wasInterrupted && !(error instanceof Interrupted) ? new Interrupted() : error);
       return wasInterrupted ? "interrupted" : "error";
     } finally {
-      this.rejectRunning = undefined;
+      this.interrupts.disarm();
       this.closeOpenBars();
     }
     this.sendResult(outcome, message.wantValue);

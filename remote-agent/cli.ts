@@ -136,6 +136,8 @@ program
   .argument("<key>", "the client's public key, 40 characters of Z85")
   .option("--name <name>", "a name for the key, kept beside it in authorized_keys")
   .option("--data-dir <dir>", "keys, journal, sessions, volumes and secrets live here", DEFAULT_DATA_DIR)
+  // Z85 keys may start with '-': such a key is the argument, not an unknown option.
+  .allowUnknownOption()
   .action((key: string, options: { name?: string; dataDir: string }) => {
     process.stdout.write(`${authorizeClient(path.resolve(options.dataDir), key, options.name)}\n`);
   });

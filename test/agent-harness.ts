@@ -12,6 +12,24 @@ import { FromAgent, type ErrorReply, type JobEvent, type JobEventBody, type Repl
 
 export const AGENT_CLI = path.join(__dirname, "..", "remote-agent", "cli.js");
 
+/** Agents still running when the test process exits (a failed test) are told to stop. */
+const running = new Set<ChildProcessWithoutNullStreams>();
+process.on("exit", () => {
+  for (const child of running) child.kill("SIGTERM");
+});
+
+/** Data dirs made here, removed when the test process exits. */
+const madeDirs: string[] = [];
+process.on("exit", () => {
+  for (const dir of madeDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
+}
+
 type Waiter = { predicate: (m: FromAgent) => boolean; resolve: (m: FromAgent) => void };
 
 export class AgentHarness {
@@ -42,10 +60,12 @@ export class AgentHarness {
     });
     child.stderr.on("data", (chunk: Buffer) => this.stderr.push(chunk.toString()));
     this.exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+    running.add(child);
+    child.on("exit", () => running.delete(child));
   }
 
   static start(options: { env?: NodeJS.ProcessEnv; args?: string[]; dataDir?: string } = {}): AgentHarness {
-    const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "farlab-agent-test-"));
+    const dataDir = options.dataDir ?? tempDir("farlab-agent-test-");
     const child = spawn(
       process.execPath,
       [AGENT_CLI, "serve", "--stdio", "--data-dir", dataDir, "--interrupt-grace-ms", "1000", "--terminate-grace-ms", "1000", ...(options.args ?? [])],
@@ -122,8 +142,10 @@ export class AgentHarness {
 }
 
 /** Writes an executable script into a fresh folder and returns the folder (to prepend to PATH). */
+export { tempDir };
+
 export function scriptDir(name: string, body: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "farlab-bin-"));
+  const dir = tempDir("farlab-bin-");
   fs.writeFileSync(path.join(dir, name), body, { mode: 0o755 });
   return dir;
 }

@@ -7,14 +7,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import type { JobEvent } from "../remote-agent/protocol/messages";
-import { AgentHarness } from "./agent-harness";
+import { AgentHarness, tempDir as makeTempDir } from "./agent-harness";
 
 /** A shell line that blocks until the test creates `file` (the test's go signal). */
 const waitFor = (file: string) => `while [ ! -e '${file}' ]; do sleep 0.02; done`;
-const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "farlab-jobs-"));
+const tempDir = () => makeTempDir("farlab-jobs-");
 
 function assertSeqsInOrder(events: JobEvent[]): void {
   assert.deepEqual(

@@ -81,7 +81,7 @@ test("a runtime error keeps its name and message; the traceback points at cell l
   assert.ok(content.traceback.includes(`    at boom (${cell}:5:9)`), content.traceback.join("\n"));
   assert.ok(content.traceback.includes(`    at ${cell}:7:1`), content.traceback.join("\n"));
   assert.ok(content.traceback.includes("      throw new RangeError(`bad ${t.n}`);"));
-  assert.ok(content.traceback.includes("          ^"));
+  assert.ok(content.traceback.includes(`    ${" ".repeat(8)}^`), "a caret under column 9 (`new`)");
   for (const line of content.traceback) {
     assert.doesNotMatch(line, /node:vm|node:internal|typescript-engine|dist\/kernel/);
   }
@@ -163,7 +163,8 @@ test("completion and inspection positions are code points, also after astral cha
 
 test("isComplete: incomplete with indent, invalid on syntax errors, complete otherwise", () => {
   assert.deepEqual(engine.isComplete("function f() {"), { status: "incomplete", indent: "  " });
-  assert.deepEqual(engine.isComplete("const xs = [1,"), { status: "incomplete", indent: "" });
+  assert.deepEqual(engine.isComplete("const xs = [1,"), { status: "incomplete", indent: "  " });
+  assert.deepEqual(engine.isComplete("if (ok) {\n  f(1,"), { status: "incomplete", indent: "    " });
   assert.deepEqual(engine.isComplete("let x = ;"), { status: "invalid" });
   assert.deepEqual(engine.isComplete("const a = )"), { status: "invalid" });
   assert.deepEqual(engine.isComplete("x + 1"), { status: "complete" });

@@ -5,7 +5,7 @@
  * known_hosts files the tests write (plain, hashed by the real ssh-keygen -H, changed).
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -15,6 +15,7 @@ import { HostKeyError, SshError } from "../extension/transports/errors";
 import { connectSsh, type SshConnectOptions } from "../extension/transports/ssh";
 import { keygen, Sshd } from "./helpers/sshd";
 import { REPO_ROOT } from "./helpers/repo";
+import { waitFor } from "./helpers/wait";
 
 /** The agent program on the "remote" host: this checkout's build, run by this node. */
 const AGENT_COMMAND = `${process.execPath} ${path.join(REPO_ROOT, "dist", "remote-agent", "cli.js")}`;
@@ -146,8 +147,13 @@ test("ProxyJump goes through a jump host, checking both host keys", async () => 
     ].join("\n"),
   );
   const known = knownHosts(sshd.knownHostsLine());
+  const count = (pattern: RegExp) => sshd.log().split("\n").filter((line) => pattern.test(line)).length;
+  const logins = count(/Accepted publickey/);
+  const sessions = count(/Starting session: command/);
   await hello({ ...options({ knownHostsFile: known }), url: "ssh://behind-jump", identityFiles: undefined, sshConfigFile: config });
-  assert.match(sshd.log(), /direct-tcpip|port forwarding|Accepted publickey/);
+  // Two logins (the jump host, then the target through it), one command: the agent on the target.
+  assert.equal(count(/Accepted publickey/) - logins, 2);
+  assert.equal(count(/Starting session: command/) - sessions, 1);
 });
 
 test("a key the server does not accept, and a missing agent program, fail with SshError", async () => {
@@ -162,4 +168,16 @@ test("a key the server does not accept, and a missing agent program, fail with S
   const client = new AgentClient(() => connectSsh(options({ knownHostsFile: known, command: "/nonexistent/farlab-agent" })), { name: "ssh", reconnectAttempts: 0 });
   await assert.rejects(client.request({ type: "status" }), /exited with code 127 \(is it installed and on PATH/);
   client.close();
+});
+
+test("keys held by an ssh-agent (SSH_AUTH_SOCK) log in", async () => {
+  const socket = path.join(work, "agent.sock");
+  const agentProcess = spawn("ssh-agent", ["-D", "-a", socket], { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    await waitFor(() => fs.existsSync(socket), { what: "ssh-agent's socket" });
+    execFileSync("ssh-add", [sshd.clientKeyFile], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stdio: "ignore" });
+    await hello(options({ knownHostsFile: knownHosts(sshd.knownHostsLine()), identityFiles: [], agentSocket: socket }));
+  } finally {
+    agentProcess.kill("SIGTERM");
+  }
 });

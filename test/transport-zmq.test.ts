@@ -16,6 +16,7 @@ import type { Transport } from "../remote-agent/protocol/framing";
 import { FromAgent, type JobEvent } from "../remote-agent/protocol/messages";
 import { ListeningAgent } from "./helpers/listening-agent";
 import { freePort } from "./helpers/ports";
+import { waitFor } from "./helpers/wait";
 
 let agent: ListeningAgent;
 const configDirs: string[] = [];
@@ -43,6 +44,11 @@ test("the client keypair is made once, the secret key 0600", () => {
   assert.equal(first.publicKey.length, 40);
 });
 
+test("farlab-agent authorize takes keys that start with '-'", () => {
+  const key = `-${curveKeyPair().publicKey.slice(1)}`; // still Z85: '-' is digit 63
+  assert.match(agent.authorize(key, "dash"), /^authorized -/);
+});
+
 test("farlab-agent authorize rejects a malformed key with a clear error", () => {
   assert.throws(() => agent.authorize("not-a-key"), /a CURVE key is 40 characters of Z85 text, not 9 characters/);
   assert.throws(() => agent.authorize("~".repeat(40)), /is not Z85 text/);
@@ -60,6 +66,8 @@ test("an authorized client gets hello and status", async () => {
   } finally {
     client.close();
   }
+  // The agent notices the client went away (ROUTER_NOTIFY) and ends that connection.
+  await waitFor(() => /client connection \w+ disconnected \(0 open\)/.test(agent.log()), { what: "the agent to log the disconnect" });
 });
 
 test("an unauthorized key gets AgentAuthError saying how to authorize it, then works once authorized", async () => {
@@ -103,8 +111,7 @@ function collect(transport: Transport) {
   const waiters: Array<{ predicate: (m: FromAgent) => boolean; resolve: (m: FromAgent) => void }> = [];
   void (async () => {
     for await (const incoming of transport.frames) {
-      assert.equal(incoming.kind, "frame");
-      if (incoming.kind !== "frame") continue;
+      if (incoming.kind !== "frame") throw new Error(`undecodable message: ${incoming.message}`);
       const message = FromAgent.parse(incoming.header);
       received.push(message);
       for (const waiter of [...waiters]) {
@@ -114,7 +121,7 @@ function collect(transport: Transport) {
         }
       }
     }
-  })();
+  })().catch(() => undefined); // the connection ends with an error when the agent stops
   const waitFor = (predicate: (m: FromAgent) => boolean) =>
     new Promise<FromAgent>((resolve) => {
       const seen = received.find(predicate);
@@ -170,3 +177,20 @@ test("two clients at once each see only their own replies and job output", async
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+test("when the agent goes away, the client's transport ends with an error (so AgentClient reconnects)", async () => {
+  const doomed = await ListeningAgent.start();
+  const keys = newClientKeys();
+  doomed.authorize(keys.publicKey);
+  const transport = await connectZmq({ url: doomed.url, serverKey: doomed.serverKey, clientKeys: keys });
+  const ended = (async () => {
+    for await (const incoming of transport.frames) void incoming;
+  })();
+  doomed.child.kill("SIGKILL");
+  await assert.rejects(ended, (error: Error) => {
+    assert.ok(error instanceof TransportError, `${error.name}: ${error.message}`);
+    assert.match(error.message, /connection to the agent at tcp:\/\/127\.0\.0\.1:\d+ dropped/);
+    return true;
+  });
+  await assert.rejects(transport.send({ v: 1, id: "x", type: "status" }), /dropped/);
+});

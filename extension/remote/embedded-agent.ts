@@ -36,23 +36,44 @@ export async function spawnEmbeddedAgent(dataDir = embeddedDataDir()): Promise<T
   fs.mkdirSync(dataDir, { recursive: true });
   const child = spawn(process.execPath, [AGENT_CLI, "serve", "--stdio", "--data-dir", dataDir], {
     detached: true,
-    // The agent's own log goes to the kernel's stderr (the Jupyter server's log), never to a cell.
-    stdio: ["pipe", "pipe", "inherit"],
+    // Not inherited: the executor's fd 2 is cell output. The agent also logs to DATA/agent.log;
+    // the tail kept here explains an agent that dies.
+    stdio: ["pipe", "pipe", "pipe"],
     env: process.env,
   });
   await new Promise<void>((resolve, reject) => {
     child.once("spawn", resolve);
     child.once("error", reject);
   });
+  let stderrTail = "";
+  child.stderr!.setEncoding("utf8").on("data", (text: string) => {
+    stderrTail = (stderrTail + text).slice(-2000);
+  });
+  // Reading the log must not keep the executor alive (a runtime the agent left behind may hold it open).
+  (child.stderr as unknown as { unref?: () => void }).unref?.();
+  const exited = new Promise<string>((resolve) =>
+    child.once("exit", (code, signal) => resolve(signal ? `signal ${signal}` : `exit status ${code}`)),
+  );
   const transport = new StreamTransport(child.stdout!, child.stdin!);
+  let closing = false;
+  async function* frames() {
+    yield* transport.frames;
+    if (closing) return;
+    // The agent went away by itself: say how, with its last log lines.
+    const how = await exited;
+    const lastLines = stderrTail.trim().split("\n").slice(-5).join("\n");
+    throw new Error(`the embedded agent exited (${how})${lastLines ? `; its log ended with:\n${lastLines}` : ""}\n(full log: ${path.join(dataDir, "agent.log")})`);
+  }
   return {
     send: (header, payload) => transport.send(header, payload),
-    frames: transport.frames,
+    frames: frames(),
     close: () => {
+      closing = true;
       transport.close();
       // The agent exits on its own once its stdin is closed (after letting running jobs end);
       // waiting for that must not keep the kernel's process alive.
       child.unref();
+      child.stderr?.destroy();
     },
   };
 }

@@ -81,20 +81,18 @@ export class ChildInterpreter implements Interpreter {
     this.ensureExecutor().ready.catch(() => {});
   }
 
-  async execute(params: ExecuteParams, io: ExecutionIO): Promise<ExecuteOutcome> {
+  execute(params: ExecuteParams, io: ExecutionIO): Promise<ExecuteOutcome> {
     const executor = this.ensureExecutor();
-    try {
-      await executor.ready;
-    } catch (error) {
-      return errorOutcome({ ename: "ExecutorStartError", evalue: (error as Error).message, traceback: [] });
-    }
     const id = this.nextId++;
-    return new Promise<ExecuteOutcome>((resolve) => {
-      this.calls.set(id, { kind: "execute", io, resolve });
-      this.remember(id, io);
-      this.runningId = id;
-      this.send(executor, { type: "execute", id, params });
-    });
+    const outcome = new Promise<ExecuteOutcome>((resolve) => this.calls.set(id, { kind: "execute", io, resolve }));
+    this.remember(id, io);
+    this.runningId = id;
+    executor.ready.then(
+      // Still pending? (an interrupt while the child was starting settles it without running it)
+      () => this.calls.has(id) && this.send(executor, { type: "execute", id, params }),
+      (error: Error) => this.settle(id, errorOutcome({ ename: "ExecutorStartError", evalue: error.message, traceback: [] })),
+    );
+    return outcome;
   }
 
   complete(code: string, cursorPos: number): Promise<CompleteResult> {
@@ -111,8 +109,16 @@ export class ChildInterpreter implements Interpreter {
 
   interrupt(): void {
     const executor = this.executor;
-    // Before "ready" the child may not handle SIGINT yet (it would die), and nothing runs anyway.
-    if (!executor?.isReady || executor.process.pid === undefined) return;
+    if (!executor) return;
+    if (!executor.isReady) {
+      // The child may not handle SIGINT yet (it would die); a cell waiting for it simply never starts.
+      if (this.runningId !== undefined) {
+        this.settle(this.runningId, errorOutcome({ ename: "InterruptError", evalue: "Interrupted by the user before the cell started", traceback: [] }));
+      }
+      return;
+    }
+    if (executor.process.pid === undefined) return;
+    log.debug(`interrupt: SIGINT to executor pid ${executor.process.pid}`);
     try {
       process.kill(executor.process.pid, "SIGINT");
     } catch (error) {

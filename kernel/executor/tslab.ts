@@ -9,7 +9,8 @@
  *    ES module JS -> CommonJS), so line numbers of runtime errors do not match the cell. Its
  *    compiler options are object literals we cannot reach, so while the converter works we give
  *    every object that carries tslab's marker option (`noImplicitUseStrict: true`, which nothing
- *    else sets) an inherited `inlineSourceMap: true`. Both steps then append an inline map, and
+ *    else sets) an inherited `inlineSourceMap: true` (a getter on Object.prototype that exists only
+ *    while the converter runs). Both steps then append an inline map, and
  *    `mapToCell` composes them.
  *  - virtual packages: `import ... from "farlab"` must type-check in any notebook folder, so
  *    `<cwd>/node_modules/farlab/*.d.ts` are served from memory through `ts.sys` (tslab's compiler
@@ -68,23 +69,23 @@ export const versions = {
 const TSLAB_OPTION_MARKER = "noImplicitUseStrict";
 let sourceMapsWanted = 0;
 
-Object.defineProperty(Object.prototype, "inlineSourceMap", {
+/** Present only while the compiler works, so user code never sees it on Object.prototype. */
+const inlineSourceMapForTslab: PropertyDescriptor = {
   configurable: true,
   enumerable: false,
   get(this: object): true | undefined {
-    if (sourceMapsWanted === 0) return undefined;
     const marked = Object.prototype.hasOwnProperty.call(this, TSLAB_OPTION_MARKER) &&
       (this as Record<string, unknown>)[TSLAB_OPTION_MARKER] === true;
     return marked ? true : undefined;
   },
-});
+};
 
 function withSourceMaps<T>(work: () => T): T {
-  sourceMapsWanted++;
+  if (sourceMapsWanted++ === 0) Object.defineProperty(Object.prototype, "inlineSourceMap", inlineSourceMapForTslab);
   try {
     return work();
   } finally {
-    sourceMapsWanted--;
+    if (--sourceMapsWanted === 0) delete (Object.prototype as Record<string, unknown>).inlineSourceMap;
   }
 }
 

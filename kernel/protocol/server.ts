@@ -178,6 +178,7 @@ export class KernelServer {
   }
 
   private enqueue(channel: ChannelName, envelope: Envelope): void {
+    log.debug(`${channel}: ${envelope.message.header.msg_type} ${envelope.message.header.msg_id}`);
     this.queues[channel].push({ channel, envelope, message: envelope.message, seq: ++this.arrivals, replied: false });
   }
 

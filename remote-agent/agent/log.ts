@@ -15,6 +15,12 @@ export function createLog(file: string | null, stderr: NodeJS.WritableStream | n
       fd = null; // a read-only data dir must not stop the agent; stderr still gets the lines
     }
   }
+  // When whoever reads stderr is gone (the parent died), writes fail with EPIPE: stop writing
+  // there. Unhandled, that error would be logged, which writes to stderr again, and so on.
+  let toStderr = stderr;
+  toStderr?.on("error", () => {
+    toStderr = null;
+  });
   return (line: string) => {
     const text = `${new Date().toISOString()} ${line}\n`;
     if (fd !== null) {
@@ -24,6 +30,6 @@ export function createLog(file: string | null, stderr: NodeJS.WritableStream | n
         // disk full: keep serving
       }
     }
-    stderr?.write(text);
+    if (toStderr && !(toStderr as NodeJS.WriteStream).destroyed) toStderr.write(text);
   };
 }

@@ -54,5 +54,8 @@ export class ListeningAgent {
 }
 
 export function agentCommand(dataDir: string, args: string[]): string {
-  return execFileSync(process.execPath, [AGENT_CLI, ...args, "--data-dir", dataDir], { encoding: "utf8" });
+  return execFileSync(process.execPath, [AGENT_CLI, ...args, "--data-dir", dataDir], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"], // a failure's stderr goes into the thrown error's message
+  });
 }

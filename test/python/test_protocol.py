@@ -11,7 +11,8 @@ from jupyter_client.session import Session
 
 from kernel_session import TIMEOUT, KernelSession
 
-# The user-facing stdin helper of local cells (see the report: which API the engine exports).
+# The user-facing stdin helper of local cells: a global `input(prompt)` returning a promise, like
+# Python's input() (asked of the engine's owner; see the helpers' report).
 INPUT_CELL = 'const answer = await input("Your name? "); "hello " + answer'
 
 
@@ -57,7 +58,7 @@ class ProtocolTests(unittest.TestCase):
         failing = self.k.execute(
             'await new Promise((r) => setTimeout(r, 300)); throw new Error("stop here")'
         )
-        queued_1 = self.k.execute("let abortedSideEffect = 1")
+        queued_1 = self.k.execute("(globalThis as any).abortedSideEffect = 1")
         queued_2 = self.k.execute("2 + 2")
         self.assertEqual(self.k.reply(failing)["content"]["status"], "error")
         self.assertEqual(self.k.reply(queued_1)["content"]["status"], "aborted")
@@ -67,7 +68,9 @@ class ProtocolTests(unittest.TestCase):
             outputs = self.k.outputs(msg_id)
             self.assertEqual([m for m in outputs if m["msg_type"] != "execute_input"], [])
         # A request sent after the error runs, and the aborted cell never ran.
-        self.assertEqual(self.k.result_text("typeof abortedSideEffect"), "'undefined'")
+        self.assertEqual(
+            self.k.result_text("typeof (globalThis as any).abortedSideEffect"), "'undefined'"
+        )
 
     def test_stop_on_error_false_lets_the_queue_run(self):
         failing = self.k.execute('throw new Error("keep going")', stop_on_error=False)

@@ -36,20 +36,29 @@ def describe(reply, outputs):
     return json.dumps({"reply": reply, "iopub": [(m["msg_type"], m["content"]) for m in outputs]}, indent=1)[:4000]
 
 
+KERNEL = None
+
+
+def setUpModule():
+    # One kernel for every test (start-up is the slow part); the interrupt tests run last.
+    global KERNEL
+    KERNEL = KernelSession()
+
+
+def tearDownModule():
+    KERNEL.close()
+
+
 class RemoteCellTestCase(unittest.TestCase):
-    kernel = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.kernel = KernelSession()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.kernel.close()
+    @property
+    def kernel(self):
+        return KERNEL
 
     def ok(self, code):
         reply, outputs = self.kernel.run(code)
         self.assertEqual(reply["status"], "ok", describe(reply, outputs))
+        # The embedded agent's own log never lands in a cell.
+        self.assertNotIn("farlab-agent", stream_text(outputs, "stderr"))
         return outputs
 
     def fails(self, code, ename):
@@ -252,6 +261,8 @@ class TestRemoteCells(RemoteCellTestCase):
 
 
 class TestRemoteInterrupts(RemoteCellTestCase):
+    """Runs after TestRemoteCells (unittest orders classes by name), on the same kernel."""
+
     def test_interrupt_keeps_session_state(self):
         self.ok("%%remote lang=python session=calc\nkept = 7")
         msg_id = self.kernel.execute("%%remote lang=python session=calc\nimport time\nprint('sleeping', flush=True)\ntime.sleep(120)")

@@ -2,7 +2,7 @@
  * Errors of TypeScript cells as Jupyter's ename / evalue / traceback, with stack positions mapped
  * back to the cell's own lines (`at f (<cell 3>:2:9)`) and the runner's own frames removed.
  */
-import { inspect } from "./display";
+import { inspectText } from "../../../kernel/display/bundle";
 
 export type CellError = { ename: string; evalue: string; traceback: string[] };
 
@@ -24,7 +24,7 @@ function mapFrame(frame: string, map: PositionMapper): string | undefined {
 export function formatCellError(error: unknown, map: PositionMapper): CellError {
   if (!(error instanceof Error)) {
     const ename = error !== null && typeof error === "object" ? (error.constructor?.name ?? "Error") : "Error";
-    const evalue = inspect(error);
+    const evalue = inspectText(error);
     return { ename, evalue, traceback: [`Uncaught ${evalue}`] };
   }
   const ename = error.name || error.constructor?.name || "Error";

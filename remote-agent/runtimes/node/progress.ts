@@ -1,16 +1,17 @@
 /**
- * progress(...) in the TypeScript runtime: bars sent as `progress` runner messages, at most about
- * 10 a second, the final state always. Accepts what display.progress accepts (options or a
- * total) and also an iterable: `for (const x of progress(items))` / `for await (...)`.
+ * progress(...) in the TypeScript runtime: bars sent as `progress` runner messages (the kernel
+ * draws them with kernel/display's ProgressDisplay), at most about 10 a second, the final state
+ * always. Accepts what display.progress accepts (options or a total) and also an iterable:
+ * `for (const x of progress(items))` / `for await (...)`.
  */
+import { randomUUID } from "node:crypto";
 import type { ProgressBar, ProgressOptions } from "../../../kernel/display/api-types";
 import type { RunnerChannel } from "./channel";
-import { newId } from "./display";
 
 const DEFAULT_INTERVAL_MS = 100;
 
 export class RunnerProgressBar implements ProgressBar {
-  readonly displayId = newId("bar");
+  readonly displayId = `farlab-bar-${randomUUID()}`;
   private n = 0;
   private total: number | null;
   private closed = false;

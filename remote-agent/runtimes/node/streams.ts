@@ -1,52 +1,13 @@
 /**
- * Language-level stdout/stderr (console.*, process.stdout.write) sent as `stream` messages.
- *
- * Coalesced: a write that ends a line goes at once unless something went in the last 50 ms;
- * otherwise a timer sends it (timers cannot fire while code blocks the event loop, so the
- * newline rule and a 64 KiB cap keep output flowing even then). The real fd 1/2 stay pipes that
- * the agent reads, for native code and child processes.
+ * Language-level stdout/stderr of TypeScript cells (console.*, process.stdout.write) sent as
+ * `stream` messages over the channel, which coalesces them (see channel.ts). The real fd 1/2
+ * stay pipes that the agent reads, for native code and child processes.
  */
+import { Console } from "node:console";
+import { EventEmitter } from "node:events";
 import type { RunnerChannel } from "./channel";
 
-const FLUSH_INTERVAL_MS = 50;
-const MAX_BUFFER = 64 * 1024;
-
 type StreamName = "stdout" | "stderr";
-
-class CoalescedStream {
-  private parts: string[] = [];
-  private size = 0;
-  private lastSent = 0;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly channel: RunnerChannel,
-    private readonly name: StreamName,
-  ) {}
-
-  write(text: string): void {
-    if (!text) return;
-    this.parts.push(text);
-    this.size += text.length;
-    if (this.size >= MAX_BUFFER || (text.includes("\n") && Date.now() - this.lastSent >= FLUSH_INTERVAL_MS)) {
-      this.flush();
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
-      this.timer.unref();
-    }
-  }
-
-  flush(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.parts.length === 0) return;
-    const text = this.parts.join("");
-    this.parts = [];
-    this.size = 0;
-    this.lastSent = Date.now();
-    this.channel.send({ type: "stream", name: this.name, text });
-  }
-}
 
 function toText(chunk: unknown, encoding?: unknown): string {
   if (typeof chunk === "string") return chunk;
@@ -54,21 +15,37 @@ function toText(chunk: unknown, encoding?: unknown): string {
   return String(chunk);
 }
 
-/** Route process.stdout/stderr.write (and so the global console) through the channel. */
-export function installStreams(channel: RunnerChannel): void {
-  const streams = { stdout: new CoalescedStream(channel, "stdout"), stderr: new CoalescedStream(channel, "stderr") };
-  channel.onBeforeSend(() => {
-    streams.stdout.flush();
-    streams.stderr.flush();
-  });
-  for (const name of ["stdout", "stderr"] as const) {
-    const target = process[name];
-    const patched = (chunk: unknown, encodingOrCb?: unknown, cb?: unknown): boolean => {
-      streams[name].write(toText(chunk, encodingOrCb));
-      const callback = typeof encodingOrCb === "function" ? encodingOrCb : cb;
-      if (typeof callback === "function") process.nextTick(callback as () => void);
-      return true;
-    };
-    target.write = patched as typeof target.write;
+/** A write() that goes to the channel, with Node's (chunk, encoding?, callback?) signature. */
+function channelWrite(channel: RunnerChannel, name: StreamName) {
+  return (chunk: unknown, encodingOrCb?: unknown, cb?: unknown): boolean => {
+    channel.stream(name, toText(chunk, encodingOrCb));
+    const callback = typeof encodingOrCb === "function" ? encodingOrCb : cb;
+    if (typeof callback === "function") process.nextTick(callback as (error: Error | null) => void, null); // null: no error
+    return true;
+  };
+}
+
+/**
+ * What the cells' console writes to: only write(), once() and removeListener() are used. Its
+ * own object (not process.stdout) so that an interrupted console.log, which may skip the
+ * console's cleanup of its one-off 'error' listener, cannot pile listeners onto process.stdout.
+ */
+class ConsoleTarget extends EventEmitter {
+  readonly write: ReturnType<typeof channelWrite>;
+  constructor(channel: RunnerChannel, name: StreamName) {
+    super();
+    this.setMaxListeners(0);
+    this.write = channelWrite(channel, name);
   }
+}
+
+/** Route console.* and process.stdout/stderr.write through the channel. */
+export function installStreams(channel: RunnerChannel): void {
+  process.stdout.write = channelWrite(channel, "stdout") as typeof process.stdout.write;
+  process.stderr.write = channelWrite(channel, "stderr") as typeof process.stderr.write;
+  globalThis.console = new Console({
+    stdout: new ConsoleTarget(channel, "stdout") as unknown as NodeJS.WritableStream,
+    stderr: new ConsoleTarget(channel, "stderr") as unknown as NodeJS.WritableStream,
+    colorMode: false,
+  });
 }

@@ -14,7 +14,11 @@ import * as vm from "node:vm";
 import type { ToRunner } from "../../protocol/runner";
 import { CELL_SCOPE, compileCell, type CompiledCell } from "./cell-compiler";
 import type { RunnerChannel } from "./channel";
-import { createDisplayApi, runnerSink, toBundle } from "./display";
+import { toBundle } from "../../../kernel/display/bundle";
+import { createDisplayApi } from "../../../kernel/display/display-api";
+import { createFarlabModule } from "../../../kernel/display/farlab-module";
+import { PlotlyLibrary } from "../../../kernel/display/plotly";
+import { runnerSink } from "./runner-sink";
 import { formatCellError, jsonValue } from "./errors";
 import { createInterruptSource } from "./interrupt";
 import { createProgress } from "./progress";
@@ -51,8 +55,11 @@ export class TsSession {
   constructor(private readonly channel: RunnerChannel) {
     const { progress, closeOpenBars } = createProgress(channel);
     this.closeOpenBars = closeOpenBars;
-    const display = createDisplayApi(runnerSink(channel), progress);
-    const farlab = { display, progress, default: { display, progress } };
+    // plotly.js is not inlined into remote figures: their text/html uses the page's window.Plotly
+    // (which the kernel's own figures bring); the plotly MIME renderer needs none.
+    const display = createDisplayApi(runnerSink(channel), { plotlyLibrary: new PlotlyLibrary(() => null) });
+    display.progress = progress; // bars as runner `progress` messages, drawn by the kernel
+    const farlab = { ...createFarlabModule(display), progress };
     const userRequire = nodeModule.createRequire(path.join(process.cwd(), "[farlab-cell].js"));
     const cellRequire = Object.assign((id: string) => (id === "farlab" ? farlab : userRequire(id)), userRequire);
     const scope = globalThis as Record<string, unknown>;

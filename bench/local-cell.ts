@@ -16,6 +16,7 @@ interface KernelNumbers {
   cell_p95_ms: number;
   start_median_ms: number;
   start_all_ms: number[];
+  first_cell_median_ms: number;
   idle_rss_mib: number;
   processes: number;
 }
@@ -39,6 +40,7 @@ function table(report: DriverReport): string {
     [`cell \`${report.code}\` median`, (k) => k.cell_median_ms, "ms"],
     [`cell \`${report.code}\` p95`, (k) => k.cell_p95_ms, "ms"],
     ["start -> kernel_info_reply (median)", (k) => k.start_median_ms, "ms"],
+    [`start -> first \`${report.code}\` done (median)`, (k) => k.first_cell_median_ms, "ms"],
     ["idle RSS, whole process tree", (k) => k.idle_rss_mib, "MiB"],
   ];
   const lines = [

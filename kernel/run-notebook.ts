@@ -93,6 +93,7 @@ export async function runNotebook(inputPath: string, options: RunNotebookOptions
   try {
     client.connect();
     const info = await Promise.race([client.waitForReady(), kernel.exited.then(() => Promise.reject(kernelDied(kernel.stderrTail())))]);
+    await waitForExecutor(client);
     notebook.metadata.kernelspec = { name: KERNEL_NAME, display_name: DISPLAY_NAME, language: "typescript" };
     notebook.metadata.language_info = (info.content as { language_info?: unknown }).language_info ?? {};
 
@@ -153,6 +154,20 @@ async function runCell(
     return { cellIndex, ename: "KernelDied", evalue: (error as Error).message, traceback: [] };
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * The kernel answers kernel_info before its executor has loaded the compiler; an empty silent
+ * cell returns once it has, so that start-up does not count against the first cell's --timeout.
+ */
+async function waitForExecutor(client: KernelClient): Promise<void> {
+  const { reply } = await client.execute("", { silent: true, storeHistory: false });
+  const content = reply.content as { status?: string; ename?: string; evalue?: string };
+  if (content.status === "error") {
+    const error = new Error(`the kernel could not start its executor: ${content.evalue ?? ""}`);
+    error.name = content.ename ?? "KernelDied";
+    throw error;
   }
 }
 

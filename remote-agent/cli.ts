@@ -64,7 +64,7 @@ async function serve(options: ServeOptions): Promise<void> {
     interruptGraceMs: options.interruptGraceMs,
     terminateGraceMs: options.terminateGraceMs,
   });
-  log(`farlab-agent ${agent.version} serving stdio (pid ${process.pid}, data ${dataDir}, ${gpus.devices.length} GPUs)`);
+  log(`farlab-agent ${agent.version} serving ${options.listen ? `ZeroMQ at ${options.listen}` : "stdio"} (pid ${process.pid}, data ${dataDir}, ${gpus.devices.length} GPUs)`);
 
   let exiting = false;
   const exit = async (why: string) => {

@@ -12,6 +12,7 @@ import { createFarlabModule } from "../kernel/display/farlab-module";
 import { createTslabModule } from "../kernel/display/tslab-compat";
 import { toBundle } from "../kernel/display/bundle";
 import type { DisplayMessage } from "../kernel/display/types";
+import { MagicUsageError } from "../extension/magics/errors";
 
 const published: DisplayMessage[] = [];
 const display = createDisplayApi({ publish: (message) => published.push(message) });
@@ -95,6 +96,19 @@ test("an error thrown after a top-level await is mapped too", async () => {
   const content = engine.errorContent(await failure("await Promise.resolve();\nnull;\nthrow new TypeError('late');"));
   assert.equal(content.ename, "TypeError");
   assert.ok(content.traceback.includes(`    at In[${cellNumber}]:3:7`), content.traceback.join("\n"));
+});
+
+test("errors of magics: user-facing ones without a stack, remote ones with their own traceback", () => {
+  const usage = engine.errorContent(new MagicUsageError("unknown option foo=1; valid options: gpu, cpu"));
+  assert.deepEqual(usage, {
+    ename: "MagicUsageError",
+    evalue: "unknown option foo=1; valid options: gpu, cpu",
+    traceback: ["MagicUsageError: unknown option foo=1; valid options: gpu, cpu"],
+  });
+  const remote = Object.assign(new Error("division by zero"), { name: "ZeroDivisionError", traceback: ["Traceback (most recent call last):", '  File "<cell>", line 2', "ZeroDivisionError: division by zero"] });
+  assert.deepEqual(engine.errorContent(remote).traceback, remote.traceback);
+  assert.equal(engine.errorContent(remote).ename, "ZeroDivisionError");
+  assert.deepEqual(engine.errorContent("a string"), { ename: "Error", evalue: "a non-Error value was thrown: 'a string'", traceback: ["Uncaught 'a string'"] });
 });
 
 test("let and const may be redeclared by a later cell, with the new type", async () => {

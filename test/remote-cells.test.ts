@@ -89,6 +89,7 @@ const BEHAVIOURS: Record<string, string> = {
   test_unknown_agent_and_subcommand: "unknown agents and %remote connect are usage errors",
   test_interrupt_keeps_session_state: "an interrupt raises KeyboardInterrupt remotely and keeps the session",
   test_timeout_is_a_timeout_error: "timeout= ends the cell with a TimeoutError",
+  test_waiting_for_a_gpu_shows_why: "a cell waiting for a GPU shows why, in one status display",
 };
 
 test("the python driver ran to the end", () => {

@@ -181,3 +181,20 @@ test("keys held by an ssh-agent (SSH_AUTH_SOCK) log in", async () => {
     agentProcess.kill("SIGTERM");
   }
 });
+
+test("ecdsa and rsa host keys are verified too", async () => {
+  for (const hostKeyType of ["ecdsa", "rsa"] as const) {
+    const server = await Sshd.start({ hostKeyType });
+    try {
+      const url = `ssh://${server.user}@${server.host}:${server.port}`;
+      const [type] = server.hostPublicKey.split(" ");
+      assert.equal(type, hostKeyType === "rsa" ? "ssh-rsa" : "ecdsa-sha2-nistp256");
+      await hello({ ...options({ knownHostsFile: knownHosts(server.knownHostsLine()) }), url, identityFiles: [server.clientKeyFile] });
+      // The same host recorded with the test sshd's ed25519 key: a changed key, whatever its type.
+      const wrong = knownHosts(`[${server.host}]:${server.port} ${sshd.hostPublicKey}`);
+      await assert.rejects(connectSsh({ ...options({ knownHostsFile: wrong }), url, identityFiles: [server.clientKeyFile] }), /HAS CHANGED/);
+    } finally {
+      await server.stop();
+    }
+  }
+});

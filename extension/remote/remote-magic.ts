@@ -91,7 +91,9 @@ function finish(outcome: JobOutcome, magic: ParsedMagic, plan: RemotePlan, clien
       );
     case "interrupted":
       if (outcome.error) throw remoteError(outcome.error);
-      throw new KeyboardInterrupt(`the remote cell was interrupted; ${session} and its state are kept`);
+      throw new KeyboardInterrupt(
+        outcome.session ? `the remote cell was interrupted; ${session} and its state are kept` : "the remote cell was interrupted before it started; nothing ran",
+      );
     case "cancelled":
       throw new JobCancelledError(`the remote cell was cancelled on agent '${client.name}' before it finished`);
     case "lost":

@@ -15,6 +15,7 @@
 import Module from "node:module";
 import * as path from "node:path";
 import * as vm from "node:vm";
+import { isFarlabError } from "../../extension/magics/errors";
 import type { ErrorContent } from "../interpreter";
 import { codePointsToUtf16, utf16ToCodePoints } from "./code-points";
 import { farlabTypings } from "./farlab-typings";
@@ -66,8 +67,9 @@ function formatDiagnostic(d: CellDiagnostic): string {
 
 const ENGINE_GLOBAL = "__farlab_engine__";
 const SLOT_GLOBAL = "__farlab_slot__";
-/** Our own compiled modules: frames from here are the engine, not the user's code. */
-const PACKAGE_DIST = path.resolve(__dirname, "..", "..");
+/** Our own compiled modules (dist/): frames from here are farlab, not the user's code. */
+const PACKAGE_DIST = path.resolve(__dirname, "..", "..") + path.sep;
+const PACKAGE_DEPENDENCIES = path.join(PACKAGE_DIST, "node_modules") + path.sep;
 
 export class TypeScriptEngine {
   private compiler: CellCompiler | undefined;
@@ -123,14 +125,17 @@ export class TypeScriptEngine {
       return { value: undefined, hasValue: false };
     }
     const filename = this.cellFilename(cellName);
-    const prefix = compiled.hasTopLevelAwait ? "(async function (exports, require) { " : "(function (exports, require) { ";
+    // tslab's converter detects top-level `await` but not `for await`; an async wrapper is harmless
+    // when the `for await` sits inside an async function.
+    const isAsync = compiled.hasTopLevelAwait || /\bfor\s+await\b/.test(src);
+    const prefix = isAsync ? "(async function (exports, require) { " : "(function (exports, require) { ";
     const wrapped = `${prefix}${compiled.code}\n})(${ENGINE_GLOBAL}.exports, ${ENGINE_GLOBAL}.require)`;
     const callLine = wrapped.split("\n").length - 1;
     this.cells.set(filename, { lines: src.split("\n"), prefixLength: prefix.length, callLine, mapToCell: compiled.mapToCell });
     let result: unknown;
     try {
       result = vm.runInThisContext(wrapped, { filename, breakOnSigint: true });
-      if (compiled.hasTopLevelAwait) {
+      if (isAsync) {
         const interrupted = new Promise<never>((_, reject) => (this.rejectInterrupt = reject));
         try {
           await Promise.race([result, interrupted]);
@@ -171,7 +176,11 @@ export class TypeScriptEngine {
     }
     const ename = error.name || error.constructor?.name || "Error";
     const header = `${ename}: ${error.message}`;
-    if (error instanceof InterruptError) return { ename, evalue: error.message, traceback: [header] };
+    // Errors that bring their own traceback (a remote runtime's) show it.
+    const own = (error as { traceback?: unknown }).traceback;
+    if (Array.isArray(own) && own.every((line) => typeof line === "string")) return { ename, evalue: error.message, traceback: own };
+    // Expected, user-facing failures (MagicUsageError...) carry no stack trace.
+    if (error instanceof InterruptError || isFarlabError(error)) return { ename, evalue: error.message, traceback: [header] };
     return { ename, evalue: error.message, traceback: [header, ...this.userFrames(error)] };
   }
 
@@ -282,8 +291,7 @@ export class TypeScriptEngine {
     return (
       frame.includes("node:vm") ||
       frame.includes("node:internal") ||
-      frame.includes(`${PACKAGE_DIST}${path.sep}kernel${path.sep}`) ||
-      frame.includes(`${PACKAGE_DIST}${path.sep}extension${path.sep}magics${path.sep}`)
+      (frame.includes(PACKAGE_DIST) && !frame.includes(PACKAGE_DEPENDENCIES))
     );
   }
 

@@ -63,16 +63,20 @@ export class Agent {
     return this.options.log;
   }
 
-  /** Serves one connection until its transport ends. */
+  /**
+   * Serves one connection; resolves when its incoming side has ended and the requests read so
+   * far are answered. The outgoing side stays open: a client that half-closes (stdin EOF) still
+   * gets its replies and the events of the jobs it follows, until a send fails.
+   */
   async serve(transport: Transport): Promise<void> {
     const connection = new Connection(transport);
-    try {
-      for await (const incoming of transport.frames) {
-        void dispatch(incoming, connection, this.handlers, this.log);
-      }
-    } finally {
-      connection.close();
+    const inFlight = new Set<Promise<void>>();
+    for await (const incoming of transport.frames) {
+      const handled = dispatch(incoming, connection, this.handlers, this.log);
+      inFlight.add(handled);
+      void handled.finally(() => inFlight.delete(handled));
     }
+    await Promise.allSettled([...inFlight]);
   }
 
   /** Makes a job in `session`; it is queued by the caller once the client knows its id. */

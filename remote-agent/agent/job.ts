@@ -8,6 +8,10 @@ import { randomBytes } from "node:crypto";
 import type { JobEvent, JobEventBody, JobInfo } from "../protocol/messages";
 import type { Journal, JournalWriter } from "./journal";
 
+/** How long output may wait to be joined with the next write, and how much may be joined. */
+const STREAM_FLUSH_MS = 20;
+const MAX_COALESCED_CHARS = 64 * 1024;
+
 export type DoneStatus = Extract<JobEventBody, { kind: "done" }>["status"];
 export type Follower = (event: JobEvent) => void;
 
@@ -34,6 +38,8 @@ export class Job {
   stopRequested?: Exclude<DoneStatus, "ok" | "error">;
 
   private readonly writer: JournalWriter;
+  private pendingStream?: { name: "stdout" | "stderr"; text: string };
+  private streamTimer?: NodeJS.Timeout;
   private readonly followers = new Set<Follower>();
   private readonly finishedPromise: Promise<void>;
   private resolveFinished!: () => void;
@@ -56,8 +62,35 @@ export class Job {
     return this.finishedPromise;
   }
 
+  /**
+   * Output text, coalesced: writes to the same stream within STREAM_FLUSH_MS become one event
+   * (a loop of small prints is not a flood of tiny messages). Any other event, or a switch
+   * between stdout and stderr, flushes first, so the order of everything is kept.
+   */
+  stream(name: "stdout" | "stderr", text: string): void {
+    if (this.done || text === "") return;
+    if (this.pendingStream && this.pendingStream.name !== name) this.flushStream();
+    if (this.pendingStream) this.pendingStream.text += text;
+    else this.pendingStream = { name, text };
+    if (this.pendingStream.text.length >= MAX_COALESCED_CHARS) this.flushStream();
+    else this.streamTimer ??= setTimeout(() => this.flushStream(), STREAM_FLUSH_MS);
+  }
+
   emit(body: JobEventBody): void {
     if (this.done) return; // nothing follows `done`
+    this.flushStream();
+    this.append(body);
+  }
+
+  private flushStream(): void {
+    clearTimeout(this.streamTimer);
+    this.streamTimer = undefined;
+    const pending = this.pendingStream;
+    this.pendingStream = undefined;
+    if (pending) this.append({ kind: "stream", name: pending.name, text: pending.text });
+  }
+
+  private append(body: JobEventBody): void {
     const event: JobEvent = { type: "event", jobId: this.id, seq: ++this.lastSeq, time: Date.now(), event: body };
     this.writer.append(event);
     if (body.kind === "started") {

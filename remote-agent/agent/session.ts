@@ -15,7 +15,7 @@ import { describeExit, type Backend, type RuntimeExit, type RuntimeHandle } from
 import type { GpuAllocator } from "../gpu/allocator";
 import type { GpuDevice } from "../gpu/inventory";
 import { parseGpuSpec, type GpuSpec } from "../gpu/spec";
-import type { Lang, Resources, SessionInfo } from "../protocol/messages";
+import { JobEventBody, type Lang, type Resources, type SessionInfo } from "../protocol/messages";
 import type { FromRunner } from "../protocol/runner";
 import type { DoneStatus, Job } from "./job";
 import type { Log } from "./log";
@@ -197,7 +197,8 @@ export class Session {
     this.running = running;
     this.cells++;
     job.emit({ kind: "started", where: runtime.where, session: this.name, gpus: this.gpus.map(describeGpu) });
-    const timer = setTimeout(() => void this.stopJob(job, "timeout"), job.request.timeoutMs);
+    // setTimeout fires at once for delays over 2^31-1 ms (24.8 days): cap, not overflow.
+    const timer = setTimeout(() => void this.stopJob(job, "timeout"), Math.min(job.request.timeoutMs, 2 ** 31 - 1));
     runtime.send({ type: "execute", id: job.id, code: job.request.code, inputs: job.request.inputs, wantValue: job.request.wantValue });
     try {
       const outcome = await finished;
@@ -270,11 +271,14 @@ export class Session {
         this.pipeReads++;
         const text = decoder.write(chunk);
         if (text === "") return;
-        if (this.running && !this.running.job.done) this.running.job.emit({ kind: "stream", name, text });
+        if (this.running && !this.running.job.done) this.running.job.stream(name, text);
         else this.options.log(`session ${this.name}: ${name} between cells: ${text.slice(0, 500)}`);
       });
     }
     void (async () => {
+      // Channel messages and pipe output are taken in the order they arrive: there is no
+      // common clock between the two, and holding messages back to wait for the pipes lets
+      // later fd output overtake earlier prints. Only `done` waits for the pipes (runJob).
       for await (const message of runtime.messages) this.onRunnerMessage(message);
     })()
       .catch((e) => this.options.log(`session ${this.name}: channel failed: ${(e as Error).message}`))
@@ -294,34 +298,15 @@ export class Session {
       return;
     }
     const { job } = running;
-    switch (message.type) {
-      case "stream":
-        return job.emit({ kind: "stream", name: message.name, text: message.text });
-      case "display":
-        return job.emit({ kind: "display", data: message.data, metadata: message.metadata, displayId: message.displayId });
-      case "update_display":
-        return job.emit({ kind: "update_display", data: message.data, metadata: message.metadata, displayId: message.displayId });
-      case "clear_output":
-        return job.emit({ kind: "clear_output", wait: message.wait });
-      case "progress":
-        return job.emit({
-          kind: "progress",
-          id: message.barId,
-          n: message.n,
-          total: message.total,
-          description: message.description,
-          closed: message.closed,
-        });
-      case "result":
-        return job.emit({ kind: "result", data: message.data, metadata: message.metadata, value: message.value, valueError: message.valueError });
-      case "error":
-        // A stop the agent asked for reports its own error (TimeoutError); the runner's
-        // KeyboardInterrupt would only repeat it.
-        if (job.stopRequested === "timeout" || job.stopRequested === "cancelled") return;
-        return job.emit({ kind: "error", ename: message.ename, evalue: message.evalue, traceback: message.traceback });
-      case "done":
-        return running.finish({ kind: "runner", status: message.status });
-    }
+    if (message.type === "done") return running.finish({ kind: "runner", status: message.status });
+    if (message.type === "stream") return job.stream(message.name, message.text);
+    // A stop the agent asked for reports its own error (TimeoutError); the runner's
+    // KeyboardInterrupt would only repeat it.
+    if (message.type === "error" && (job.stopRequested === "timeout" || job.stopRequested === "cancelled")) return;
+    // The runtime runs user code: check what it sends like anything else from outside.
+    const body = JobEventBody.safeParse(runnerEventBody(message));
+    if (body.success) job.emit(body.data);
+    else this.options.log(`session ${this.name}: dropped a malformed '${message.type}' from the runner: ${body.error.message}`);
   }
 
   /** SIGINT; if the job is still running after the grace period, SIGTERM; then SIGKILL. */
@@ -357,7 +342,7 @@ export class Session {
   /**
    * The runner reports `done` over its channel; fd output written before that may still sit in
    * the pipes. Read until a whole event-loop turn brings no more (or, if the runtime exited,
-   * until the pipes end), so a cell's last lines land before its `done`.
+   * a few turns more), so a cell's last lines land before its `done`.
    */
   private async drainPipes(exited: boolean): Promise<void> {
     for (let turns = 0; turns < 200; turns++) {
@@ -367,6 +352,16 @@ export class Session {
       if (this.pipeReads === before && (!exited || turns > 2)) return;
     }
   }
+}
+
+/** The job event a runner message stands for (its id and type become the event's kind). */
+function runnerEventBody(message: Exclude<FromRunner, { type: "ready" | "done" | "stream" }>): unknown {
+  const { id: _id, type, ...fields } = message;
+  if (message.type === "progress") {
+    const { barId, ...rest } = fields as Omit<typeof message, "id" | "type">;
+    return { kind: "progress", id: barId, ...rest };
+  }
+  return { kind: type, ...fields };
 }
 
 function describeGpu(gpu: GpuDevice): string {

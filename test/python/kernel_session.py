@@ -26,6 +26,9 @@ class KernelSession:
         self.shell_replies = {}
         self.iopub = defaultdict(list)
         self.control_replies = {}
+        # The first cell loads the TypeScript compiler; pay for it once, with room for a busy machine.
+        content, _ = self.run("0", timeout=2 * TIMEOUT)
+        assert content["status"] == "ok", f"warm-up cell failed: {content}"
 
     def close(self):
         self.kc.stop_channels()

@@ -276,6 +276,22 @@ class TestRemoteInterrupts(RemoteCellTestCase):
         self.assertEqual(reply["ename"], "KeyboardInterrupt", describe(reply, outputs))
         self.assertEqual(self.value("%%remote lang=python session=calc\nkept")["text/plain"], "7")
 
+    def test_waiting_for_a_gpu_shows_why(self):
+        self.ok("%%remote lang=python session=holder gpu=A100\nheld = True")
+        msg_id = self.kernel.execute("%%remote lang=python session=waiter gpu=A100\n1")
+        status = self.kernel.wait_iopub(
+            msg_id,
+            lambda m: m["msg_type"] == "display_data" and "waiting for A100" in m["content"]["data"]["text/plain"],
+            what="a 'waiting for A100' status line",
+        )
+        self.assertIn("holder", status["content"]["data"]["text/plain"])
+        self.assertTrue(status["content"]["transient"]["display_id"])
+        self.kernel.km.interrupt_kernel()  # stop waiting
+        reply = self.kernel.reply(msg_id)["content"]
+        self.assertEqual(reply["status"], "error", reply)
+        self.kernel.outputs(msg_id)
+        self.ok("%remote stop holder")
+
     def test_timeout_is_a_timeout_error(self):
         error = self.fails("%%remote lang=python session=slow timeout=2s\nimport time\ntime.sleep(60)", "TimeoutError")
         self.assertIn("timeout=2s", error["evalue"])

@@ -4,9 +4,9 @@
  *
  * Interrupt (SIGINT to the process group): synchronous code runs under vm's breakOnSigint, so
  * V8 stops a `while (true) {}`; a pending await is raced against a promise that rejects on
- * SIGINT (see interrupt.ts). Either way the cell ends with `Interrupted` and the state stays. Code that
- * blocks in an async continuation (after its first await) cannot be stopped this way: the
- * agent's SIGTERM/SIGKILL escalation ends the session then.
+ * SIGINT (see interrupt.ts). Either way the cell ends with `Interrupted` and the state stays.
+ * Code that blocks in an async continuation (after its first await) cannot be stopped this way:
+ * the agent's SIGTERM/SIGKILL escalation ends the session then.
  */
 import * as nodeModule from "node:module";
 import * as path from "node:path";
@@ -14,7 +14,7 @@ import * as vm from "node:vm";
 import type { ToRunner } from "../../protocol/runner";
 import { CELL_SCOPE, compileCell, type CompiledCell } from "./cell-compiler";
 import type { RunnerChannel } from "./channel";
-import { toBundle } from "../../../kernel/display/bundle";
+import { inspectText, toBundle, type DisplayBundle } from "../../../kernel/display/bundle";
 import { createDisplayApi } from "../../../kernel/display/display-api";
 import { createFarlabModule } from "../../../kernel/display/farlab-module";
 import { PlotlyLibrary } from "../../../kernel/display/plotly";
@@ -44,6 +44,16 @@ function declareGlobal(name: string): void {
   if (assignable) return;
   if (descriptor && !descriptor.configurable) return; // e.g. `undefined`: the cell's own error says so
   Object.defineProperty(globalThis, name, { value: undefined, writable: true, configurable: true, enumerable: true });
+}
+
+/** The value's bundle; a failing [Symbol.for("Jupyter.display")]() falls back to its inspect text. */
+function safeBundle(value: unknown): DisplayBundle {
+  try {
+    return toBundle(value);
+  } catch (error) {
+    process.stderr.write(`farlab: the value's own display failed (${String(error)}); showing it as text\n`);
+    return { data: { "text/plain": inspectText(value) }, metadata: {} };
+  }
 }
 
 export class TsSession {
@@ -121,14 +131,10 @@ export class TsSession {
   private sendResult(outcome: { value: unknown } | undefined, wantValue: boolean): void {
     const show = outcome !== undefined && outcome.value !== undefined;
     if (!show && !wantValue) return;
-    let bundle: ReturnType<typeof toBundle> = { data: {} as never, metadata: {} };
+    let bundle: { data: Record<string, unknown>; metadata: Record<string, unknown> } = { data: {}, metadata: {} };
     if (show) {
       (globalThis as Record<string, unknown>)._ = outcome.value;
-      try {
-        bundle = toBundle(outcome.value);
-      } catch (error) {
-        this.fail(error);
-      }
+      bundle = safeBundle(outcome.value);
     }
     const value = !wantValue
       ? {}

@@ -11,6 +11,9 @@ import sys
 # left open at the end of a cell become image/png displays.
 os.environ["MPLBACKEND"] = "Agg"
 
+# This folder may be a read-only mount (Docker backend) or the source tree: no __pycache__ in it.
+sys.dont_write_bytecode = True
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
     # Cells should import from the session's working directory, not from the runner's folder.

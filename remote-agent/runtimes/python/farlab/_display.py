@@ -80,12 +80,15 @@ def plotly_html(spec):
     figure = json.dumps(
         {"data": spec.get("data", []), "layout": spec.get("layout", {}), "config": spec.get("config", {})}
     ).replace("</", "<\\/")
+    # Like kernel/display/plotly.ts: wait up to 5 s for window.Plotly (an earlier figure may be
+    # loading it), then say why nothing is drawn.
     return (
-        '<div id="%s" style="width:100%%;min-height:450px"></div>\n'
-        "<script>(function(){var f=%s,el=document.getElementById(%s);"
-        "if(window.Plotly){window.Plotly.newPlot(el,f.data,f.layout,f.config);}"
-        "else{el.textContent='plotly.js is not loaded on this page; the figure needs the plotly renderer.';}"
-        "})();</script>" % (div_id, figure, json.dumps(div_id))
+        '<div id="%s" class="farlab-plotly" style="width:100%%;min-height:450px"></div>\n'
+        "<script>(function(){var f=%s,tries=0;function draw(){var el=document.getElementById(%s);"
+        "if(window.Plotly){window.Plotly.newPlot(el,f.data,f.layout,f.config);return;}"
+        "if(++tries<50){setTimeout(draw,100);return;}"
+        "if(el)el.textContent='plotly.js is not loaded on this page; the figure needs the plotly renderer.';}"
+        "draw();})();</script>" % (div_id, figure, json.dumps(div_id))
     )
 
 

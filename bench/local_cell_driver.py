@@ -7,7 +7,6 @@ the same real client. Prints one JSON object on stdout; bench/local-cell.ts make
 import argparse
 import json
 import os
-import queue
 import statistics
 import sys
 import time
@@ -17,7 +16,7 @@ from jupyter_client.manager import KernelManager
 TIMEOUT = 120
 
 
-def wait_for_reply(kc, msg_id, get, timeout=TIMEOUT):
+def wait_for_reply(msg_id, get, timeout=TIMEOUT):
     deadline = time.monotonic() + timeout
     while True:
         msg = get(timeout=max(0.0, deadline - time.monotonic()))
@@ -46,7 +45,7 @@ def start(kernel_name):
     kc.start_channels()
     # Sent at once: ZeroMQ queues it until the kernel has bound its shell socket.
     msg_id = kc.kernel_info()
-    wait_for_reply(kc, msg_id, kc.get_shell_msg)
+    wait_for_reply(msg_id, kc.get_shell_msg)
     elapsed = time.perf_counter() - t0
     return km, kc, elapsed
 
@@ -60,7 +59,7 @@ def run_cell(kc, code):
     """Seconds from sending execute_request until the kernel is idle again (reply + outputs)."""
     t0 = time.perf_counter()
     msg_id = kc.execute(code)
-    reply = wait_for_reply(kc, msg_id, kc.get_shell_msg)
+    reply = wait_for_reply(msg_id, kc.get_shell_msg)
     wait_for_idle(kc, msg_id)
     elapsed = time.perf_counter() - t0
     if reply["content"]["status"] != "ok":

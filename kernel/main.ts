@@ -64,6 +64,9 @@ async function main(argv: string[]): Promise<void> {
   interpreter.warmUp();
 
   process.on("SIGINT", () => interpreter.interrupt());
+  // A bug in one request must not take the kernel (and the notebook's state) down with it.
+  process.on("uncaughtException", (error) => log.error(`uncaught: ${error.stack ?? error.message}`));
+  process.on("unhandledRejection", (reason) => log.error(`unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
   process.on("SIGTERM", () => {
     void interpreter
       .shutdown(false)

@@ -53,6 +53,8 @@ test("undefined gives no result, null does", async () => {
 test("top-level await works and its declarations persist", async () => {
   assert.equal(await resultText("const later = await new Promise<number>((r) => setTimeout(() => r(7), 1));\nlater * 6"), "42");
   assert.equal(await resultText("later + 1"), "8");
+  // tslab's converter does not flag a top-level `for await`; the engine still runs it async.
+  assert.equal(await resultText("let total = 0;\nfor await (const v of [1, Promise.resolve(2)]) total += v;\ntotal"), "3");
 });
 
 test("a type error is a TypeScriptError listing line:col - message, with the source line and a caret", async () => {
@@ -133,6 +135,8 @@ test("display is a global and an import from farlab; tslab's display API works",
   await engine.run("display.html('<b>global</b>');", String(++cellNumber));
   await engine.run("import { display as d, progress } from 'farlab';\nd.markdown('# imported');\nconst p: typeof progress = progress;", String(++cellNumber));
   await engine.run("import * as tslab from 'tslab';\ntslab.display.html('<i>tslab</i>');", String(++cellNumber));
+  const figure = await engine.run("import { Figure } from 'farlab';\nnew Figure({ data: [{ type: 'bar', y: [1, 2] }] })", String(++cellNumber));
+  assert.equal(toBundle(figure.value).data["text/plain"], "<Plotly figure: 1 trace (bar)>");
   const data = published.map((m) => (m.msgType === "display_data" ? m.content.data : undefined));
   assert.equal(data[0]?.["text/html"], "<b>global</b>");
   assert.equal(data[1]?.["text/markdown"], "# imported");
@@ -179,7 +183,9 @@ test("isComplete: incomplete with indent, invalid on syntax errors, complete oth
   assert.deepEqual(engine.isComplete("function f() {"), { status: "incomplete", indent: "  " });
   assert.deepEqual(engine.isComplete("const xs = [1,"), { status: "incomplete", indent: "  " });
   assert.deepEqual(engine.isComplete("if (ok) {\n  f(1,"), { status: "incomplete", indent: "    " });
+  assert.deepEqual(engine.isComplete("const t = `first line"), { status: "incomplete", indent: "" });
   assert.deepEqual(engine.isComplete("let x = ;"), { status: "invalid" });
+  assert.deepEqual(engine.isComplete("1 +* 2"), { status: "invalid" });
   assert.deepEqual(engine.isComplete("const a = )"), { status: "invalid" });
   assert.deepEqual(engine.isComplete("x + 1"), { status: "complete" });
 });

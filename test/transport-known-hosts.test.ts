@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import { checkHostKey, fingerprint, hostMatches, knownHostName, recordedKeyTypes } from "../extension/transports/known-hosts";
+import { checkHostKey, fingerprint, hostMatches, knownHostName, recordedKeyTypes, recordHostKey } from "../extension/transports/known-hosts";
 import { keygen, type KeyType } from "./helpers/sshd";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "farlab-known-hosts-"));
@@ -82,4 +82,17 @@ test("several files are read in order; a missing file is empty", () => {
   const second = write([`gpu1 ${key.fields}`]);
   assert.equal(checkHostKey([path.join(dir, "missing"), second], "gpu1", 22, key.blob).kind, "known");
   assert.match(fingerprint(key.blob), /^SHA256:[A-Za-z0-9+/]{43}$/);
+});
+
+test("recorded entries, plain and hashed, are found again, also by ssh-keygen -F", () => {
+  const key = newKey("ed25519");
+  for (const hashed of [false, true]) {
+    const file = write(["# existing"]);
+    recordHostKey(file, "gpu1", 2222, key.blob, hashed);
+    assert.equal(checkHostKey([file], "gpu1", 2222, key.blob).kind, "known");
+    assert.equal(fs.readFileSync(file, "utf8").includes("[gpu1]:2222"), !hashed);
+    // OpenSSH's own lookup agrees that the entry names this host.
+    const found = execFileSync("ssh-keygen", ["-F", "[gpu1]:2222", "-f", file], { encoding: "utf8" });
+    assert.ok(found.includes(key.fields.split(" ")[1]), found);
+  }
 });

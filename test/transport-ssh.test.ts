@@ -114,12 +114,16 @@ test("a hashed known_hosts entry (ssh-keygen -H) is recognised", async () => {
   await hello(options({ knownHostsFile: file }));
 });
 
-test("an ~/.ssh/config alias supplies HostName, Port, User and IdentityFile", async () => {
-  const config = path.join(work, "ssh_config");
+test("an ~/.ssh/config alias (from an Include) supplies HostName, Port, User and IdentityFile", async () => {
+  // The alias lives in an included file, as in many real configs (Include ~/.ssh/config.d/*).
+  const included = path.join(work, "config.d");
+  fs.mkdirSync(included);
   fs.writeFileSync(
-    config,
+    path.join(included, "farlab.conf"),
     ["Host farlab-test-alias", `  HostName ${sshd.host}`, `  Port ${sshd.port}`, `  User ${sshd.user}`, `  IdentityFile ${sshd.clientKeyFile}`, ""].join("\n"),
   );
+  const config = path.join(work, "ssh_config");
+  fs.writeFileSync(config, [`Include ${included}/*.conf`, "Host *", "  User nobody-by-default", ""].join("\n"));
   await hello({
     ...options({ knownHostsFile: knownHosts(sshd.knownHostsLine()) }),
     url: "ssh://farlab-test-alias",

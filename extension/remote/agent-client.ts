@@ -50,7 +50,7 @@ export interface AgentClientOptions {
 
 interface Pending {
   type: RequestType;
-  resolve(body: ReplyBody): void;
+  resolve(body: ReplyBody, payload?: Buffer): void;
   reject(error: Error): void;
 }
 
@@ -85,6 +85,17 @@ export class AgentClient {
   async request<T extends RequestType>(body: RequestOf<T>): Promise<ReplyOf<T>> {
     const transport = await this.connection();
     return this.requestOn(transport, body);
+  }
+
+  /**
+   * A request that carries a binary payload and/or gets one back with its reply (volume
+   * transfers: the chunk goes with `transfer_chunk`, comes back with `transfer_read`'s reply).
+   */
+  async requestWithPayload<T extends RequestType>(body: RequestOf<T>, payload?: Uint8Array): Promise<{ body: ReplyOf<T>; payload?: Buffer }> {
+    const transport = await this.connection();
+    let replyPayload: Buffer | undefined;
+    const reply = await this.requestOn(transport, body, payload, (p) => (replyPayload = p));
+    return { body: reply, payload: replyPayload };
   }
 
   /** Start a job; its events (from seq 1) come from the returned stream. */
@@ -172,11 +183,20 @@ export class AgentClient {
     return transport;
   }
 
-  private requestOn<T extends RequestType>(transport: Transport, body: RequestOf<T>): Promise<ReplyOf<T>> {
+  private requestOn<T extends RequestType>(
+    transport: Transport,
+    body: RequestOf<T>,
+    payload?: Uint8Array,
+    onPayload?: (payload: Buffer) => void,
+  ): Promise<ReplyOf<T>> {
     const id = String(this.nextId++);
     return new Promise<ReplyOf<T>>((resolve, reject) => {
-      this.pending.set(id, { type: body.type, resolve: resolve as (b: ReplyBody) => void, reject });
-      transport.send({ ...body, v: PROTOCOL_VERSION, id }).catch((error) => {
+      const settle = (reply: ReplyBody, replyPayload?: Buffer) => {
+        if (replyPayload && onPayload) onPayload(replyPayload);
+        resolve(reply as ReplyOf<T>);
+      };
+      this.pending.set(id, { type: body.type, resolve: settle, reject });
+      transport.send({ ...body, v: PROTOCOL_VERSION, id }, payload).catch((error) => {
         this.pending.delete(id);
         reject(new AgentConnectionError(`cannot send to agent '${this.name}': ${messageOf(error)}`));
       });
@@ -187,7 +207,7 @@ export class AgentClient {
     let failure: unknown;
     try {
       for await (const incoming of transport.frames) {
-        if (incoming.kind === "frame") this.dispatch(incoming.header);
+        if (incoming.kind === "frame") this.dispatch(incoming.header, incoming.payload);
         else this.warn(`agent '${this.name}' sent an undecodable frame: ${incoming.message}`);
       }
     } catch (error) {
@@ -196,7 +216,7 @@ export class AgentClient {
     await this.onDisconnect(transport, failure);
   }
 
-  private dispatch(header: unknown): void {
+  private dispatch(header: unknown, payload?: Buffer): void {
     const parsed = FromAgent.safeParse(header);
     if (!parsed.success) {
       const re = (header as { re?: unknown } | null)?.re;
@@ -227,7 +247,7 @@ export class AgentClient {
     } else if (message.body.of !== pending.type) {
       pending.reject(new AgentConnectionError(`agent '${this.name}' answered a ${pending.type} request with '${message.body.of}'`));
     } else {
-      pending.resolve(message.body);
+      pending.resolve(message.body, payload);
     }
   }
 

@@ -11,9 +11,10 @@
  * where hash = HMAC-SHA1(key = salt, data = the host as it would be written in plain).
  * A key is compared as its exact wire blob, so ssh-ed25519, ecdsa-sha2-* and ssh-rsa keys all work.
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { globRegExp } from "./glob";
 
 export interface KnownHostEntry {
   file: string;
@@ -65,7 +66,7 @@ export function hostMatches(patterns: string, name: string): boolean {
   let matched = false;
   for (const pattern of patterns.split(",")) {
     const negated = pattern.startsWith("!");
-    if (globMatch(negated ? pattern.slice(1) : pattern, name)) {
+    if (globRegExp(negated ? pattern.slice(1) : pattern, "i").test(name)) {
       if (negated) return false; // a negated match overrides everything else on the line
       matched = true;
     }
@@ -79,11 +80,6 @@ function hashedMatch(field: string, name: string): boolean {
   const expected = Buffer.from(hash, "base64");
   const actual = createHmac("sha1", Buffer.from(salt, "base64")).update(name).digest();
   return expected.length === actual.length && timingSafeEqual(expected, actual);
-}
-
-function globMatch(pattern: string, name: string): boolean {
-  const regex = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
-  return new RegExp(`^${regex}$`, "i").test(name);
 }
 
 /** The key type named at the start of an SSH wire-format public key blob. */
@@ -127,8 +123,11 @@ export function recordedKeyTypes(files: readonly string[], host: string, port: n
   return [...new Set(types)];
 }
 
-/** Appends `host:port key` to `file` (and makes ~/.ssh 0700 if needed), as ssh does on first contact. */
-export function recordHostKey(file: string, host: string, port: number, key: Buffer): void {
+/**
+ * Appends `host:port key` to `file` (and makes ~/.ssh 0700 if needed), as ssh does on first
+ * contact; with `hashed` (HashKnownHosts yes) the name is written as |1|salt|hash.
+ */
+export function recordHostKey(file: string, host: string, port: number, key: Buffer, hashed = false): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let text = "";
   try {
@@ -137,5 +136,11 @@ export function recordHostKey(file: string, host: string, port: number, key: Buf
     // a new file
   }
   const separator = text === "" || text.endsWith("\n") ? "" : "\n";
-  fs.appendFileSync(file, `${separator}${knownHostName(host, port)} ${keyTypeOf(key)} ${key.toString("base64")}\n`, { mode: 0o600 });
+  const name = hashed ? hashedName(knownHostName(host, port)) : knownHostName(host, port);
+  fs.appendFileSync(file, `${separator}${name} ${keyTypeOf(key)} ${key.toString("base64")}\n`, { mode: 0o600 });
+}
+
+function hashedName(name: string): string {
+  const salt = randomBytes(20);
+  return `|1|${salt.toString("base64")}|${createHmac("sha1", salt).update(name).digest("base64")}`;
 }

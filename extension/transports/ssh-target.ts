@@ -10,6 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parse as parseSshConfig } from "ssh-config";
 import { TransportError } from "./errors";
+import { globRegExp } from "./glob";
 
 export interface SshTarget {
   /** What the user wrote (an alias or a host name), for messages. */
@@ -24,6 +25,8 @@ export interface SshTarget {
   jumps: SshTarget[];
   /** UserKnownHostsFile entries, expanded; empty = none configured. */
   knownHostsFiles: string[];
+  /** HashKnownHosts: record new hosts hashed. */
+  hashKnownHosts: boolean;
 }
 
 export interface HostSpec {
@@ -101,17 +104,46 @@ export function resolveSshTarget(spec: HostSpec, configFile: string | null = def
     identityFiles: many("identityfile").filter((f) => f.toLowerCase() !== "none").map((f) => expandPath(f, tokens)),
     jumps,
     knownHostsFiles: many("userknownhostsfile").flatMap((value) => value.split(/\s+/)).filter(Boolean).map((f) => expandPath(f, tokens)),
+    hashKnownHosts: one("hashknownhosts")?.toLowerCase() === "yes",
   };
 }
 
 function readConfig(file: string | null) {
   if (file === null) return null;
   try {
-    return parseSshConfig(fs.readFileSync(file, "utf8"));
+    return parseSshConfig(withIncludes(fs.readFileSync(file, "utf8"), 0));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw new TransportError(`cannot read the SSH config ${file}: ${(error as Error).message}`);
   }
+}
+
+/** Replaces `Include PATTERN...` lines by the files they name (relative ones are under ~/.ssh). */
+function withIncludes(text: string, depth: number): string {
+  return text.replace(/^[ \t]*include[ \t=]+(.+)$/gim, (_, patterns: string) => {
+    if (depth >= 16) throw new Error("Include nests more than 16 deep");
+    return patterns
+      .trim()
+      .split(/\s+/)
+      .flatMap((pattern) => includedFiles(pattern.replace(/^"(.*)"$/, "$1")))
+      .map((included) => withIncludes(fs.readFileSync(included, "utf8"), depth + 1))
+      .join("\n");
+  });
+}
+
+function includedFiles(pattern: string): string[] {
+  const absolute = path.resolve(path.join(os.homedir(), ".ssh"), pattern.replace(/^~(?=\/)/, os.homedir()));
+  const dir = path.dirname(absolute);
+  const name = path.basename(absolute);
+  if (!/[*?]/.test(name)) return fs.existsSync(absolute) ? [absolute] : [];
+  const regex = globRegExp(name);
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return entries.filter((entry) => regex.test(entry)).sort().map((entry) => path.join(dir, entry));
 }
 
 /** ~ and the ssh_config tokens that make sense for file names: %d %u %h %r %n %p %%. */

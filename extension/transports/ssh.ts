@@ -139,7 +139,12 @@ function login(target: SshTarget, options: SshConnectOptions, sock?: Duplex): Pr
       readyTimeout: options.readyTimeoutMs ?? 20_000,
       algorithms: { serverHostKey: hostKeyAlgorithmsFor(recordedKeyTypes(files.all, target.host, target.port)) },
       hostVerifier: (key: Buffer) => {
-        refusal = verifyHostKey(target, key, files, options.trustNewHost === true);
+        try {
+          refusal = verifyHostKey(target, key, files, options.trustNewHost === true);
+        } catch (error) {
+          // An unreadable known_hosts (or an unwritable one with trustNewHost) refuses the host.
+          refusal = new HostKeyError(`cannot check the host key of ${label(target)}: ${(error as Error).message}`);
+        }
         return refusal === undefined;
       },
     };
@@ -161,7 +166,7 @@ function verifyHostKey(target: SshTarget, key: Buffer, files: { writable: string
       return undefined;
     case "unknown":
       if (trustNewHost) {
-        recordHostKey(files.writable, target.host, target.port, key);
+        recordHostKey(files.writable, target.host, target.port, key, target.hashKnownHosts);
         return undefined;
       }
       return new HostKeyError(

@@ -163,12 +163,13 @@ export function checkComplete(src: string): { complete: true } | { complete: fal
 }
 
 /** Syntax errors of a cell as the TypeScript parser reports them (no type checking). */
-export function syntaxErrors(src: string): { start: number; length: number; message: string }[] {
+export function syntaxErrors(src: string): { start: number; length: number; code: number; message: string }[] {
   const file = ts.createSourceFile("cell.ts", src, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
   const diagnostics = (file as unknown as { parseDiagnostics?: ts.DiagnosticWithLocation[] }).parseDiagnostics ?? [];
   return diagnostics.map((d) => ({
     start: d.start,
     length: d.length,
+    code: d.code,
     message: ts.flattenDiagnosticMessageText(d.messageText, "\n"),
   }));
 }

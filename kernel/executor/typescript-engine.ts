@@ -65,6 +65,8 @@ function formatDiagnostic(d: CellDiagnostic): string {
   return `${d.fileName ? d.fileName + " " : ""}${d.start.line + 1}:${d.start.character + 1} - ${d.messageText}`;
 }
 
+/** TypeScript's "Unterminated template literal." */
+const UNTERMINATED_TEMPLATE_LITERAL = 1160;
 const ENGINE_GLOBAL = "__farlab_engine__";
 const SLOT_GLOBAL = "__farlab_slot__";
 /** Our own compiled modules (dist/): frames from here are farlab, not the user's code. */
@@ -208,7 +210,10 @@ export class TypeScriptEngine {
   isComplete(code: string): { status: "complete" } | { status: "incomplete"; indent: string } | { status: "invalid" } {
     const check = checkComplete(code);
     if (!check.complete) return { status: "incomplete", indent: check.indent };
-    return syntaxErrors(code).length > 0 ? { status: "invalid" } : { status: "complete" };
+    const errors = syntaxErrors(code);
+    // A template literal may span lines: still open at the end means more is coming.
+    if (errors.some((e) => e.code === UNTERMINATED_TEMPLATE_LITERAL)) return { status: "incomplete", indent: "" };
+    return errors.length > 0 ? { status: "invalid" } : { status: "complete" };
   }
 
   // ---- locals, for magics (-i, -o, %map inputs) -------------------------------------------------

@@ -18,6 +18,9 @@ import { Journal } from "./journal";
 import type { Log } from "./log";
 import type { Session } from "./session";
 import { SessionManager } from "./sessions";
+import { SecretStore } from "../secrets/store";
+import { VolumeStore } from "../volumes/store";
+import { TransferManager } from "../volumes/transfers";
 
 export interface AgentOptions {
   dataDir: string;
@@ -40,6 +43,9 @@ export class Agent {
   readonly journal: Journal;
   readonly sessions: SessionManager;
   readonly backendName: string;
+  readonly volumes: VolumeStore;
+  readonly transfers: TransferManager;
+  readonly secrets: SecretStore;
   private readonly jobs = new Map<string, { job: Job; session: Session }>();
   private readonly handlers: HandlerTable;
   private readonly idleWaiters: Array<() => void> = [];
@@ -49,7 +55,12 @@ export class Agent {
     this.id = loadAgentId(options.dataDir);
     this.journal = new Journal(path.join(options.dataDir, "journal"));
     this.backendName = options.backend.name;
+    this.volumes = new VolumeStore(options.dataDir, options.log);
+    this.transfers = new TransferManager(this.volumes, options.log);
+    this.secrets = new SecretStore(options.dataDir, options.log);
     this.sessions = new SessionManager({
+      volumes: this.volumes,
+      secrets: this.secrets,
       backend: options.backend,
       gpus: options.gpus,
       log: options.log,
@@ -77,6 +88,8 @@ export class Agent {
       void handled.finally(() => inFlight.delete(handled));
     }
     await Promise.allSettled([...inFlight]);
+    // Unfinished transfers of this connection leave nothing behind.
+    await this.transfers.abortOwnedBy(connection);
   }
 
   /** Makes a job in `session`; it is queued by the caller once the client knows its id. */

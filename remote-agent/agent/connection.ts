@@ -14,13 +14,13 @@ export class Connection {
 
   constructor(private readonly transport: Transport) {}
 
-  send(message: FromAgent): void {
+  send(message: FromAgent, payload?: Uint8Array): void {
     if (this.closed) return;
-    this.transport.send(message).catch(() => this.close());
+    this.transport.send(message, payload).catch(() => this.close());
   }
 
-  reply(re: string, body: ReplyBody): void {
-    this.send({ type: "reply", re, body });
+  reply(re: string, body: ReplyBody, payload?: Uint8Array): void {
+    this.send({ type: "reply", re, body }, payload);
   }
 
   error(re: string | null, code: ErrorCode, message: string): void {

@@ -16,6 +16,10 @@ export interface HandlerContext {
   connection: Connection;
   /** Runs after the reply has been sent (e.g. start streaming a job's events). */
   afterReply(action: () => void): void;
+  /** The request's binary payload, if it had one (e.g. a volume transfer's chunk). */
+  payload?: Buffer;
+  /** Sends `payload` with the reply (e.g. a chunk of a volume download). */
+  attachPayload(payload: Uint8Array): void;
 }
 
 export type Handler<T extends RequestType> = (
@@ -49,10 +53,16 @@ export async function dispatch(incoming: Incoming, connection: Connection, handl
   }
   const request = parsed.data;
   const after: Array<() => void> = [];
+  let replyPayload: Uint8Array | undefined;
   try {
     const handler = handlers[request.type] as (r: Request, c: HandlerContext) => Promise<ReplyBody> | ReplyBody;
-    const body = await handler(request, { connection, afterReply: (action) => after.push(action) });
-    connection.reply(request.id, body);
+    const body = await handler(request, {
+      connection,
+      afterReply: (action) => after.push(action),
+      payload: incoming.payload,
+      attachPayload: (payload) => (replyPayload = payload),
+    });
+    connection.reply(request.id, body, replyPayload);
   } catch (e) {
     if (e instanceof AgentError) return connection.error(request.id, e.code, e.message);
     log(`internal error handling '${request.type}' (${request.id}): ${(e as Error)?.stack ?? String(e)}`);

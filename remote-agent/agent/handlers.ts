@@ -7,6 +7,8 @@ import type { Agent } from "./agent";
 import type { HandlerTable } from "./dispatcher";
 import { notFound } from "./errors";
 import { followForeignJob } from "./journal-follow";
+import { createVolumeHandlers } from "../volumes/handlers";
+import { createMapHandlers } from "../map/handlers";
 
 export function createHandlers(agent: Agent): HandlerTable {
   const liveJob = (jobId: string) => {
@@ -19,6 +21,9 @@ export function createHandlers(agent: Agent): HandlerTable {
   };
 
   return {
+    ...createVolumeHandlers(agent.volumes, agent.transfers, agent.secrets),
+    ...createMapHandlers(agent),
+
     hello(request, { connection }) {
       connection.clientId = request.client.id;
       agent.log(`client ${request.client.id}${request.client.name ? ` (${request.client.name})` : ""} said hello`);

@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { setImmediate as nextLoopTurn } from "node:timers/promises";
 import { StringDecoder } from "node:string_decoder";
-import { describeExit, type Backend, type RuntimeExit, type RuntimeHandle } from "../backends/types";
+import { describeExit, type Backend, type RuntimeExit, type RuntimeHandle, type SessionSpec } from "../backends/types";
 import type { GpuAllocator } from "../gpu/allocator";
 import type { GpuDevice } from "../gpu/inventory";
 import { parseGpuSpec, type GpuSpec } from "../gpu/spec";
@@ -19,6 +19,10 @@ import { JobEventBody, type Lang, type Resources, type SessionInfo } from "../pr
 import type { FromRunner } from "../protocol/runner";
 import type { DoneStatus, Job } from "./job";
 import type { Log } from "./log";
+import { ReplayLog } from "../map/replay-log";
+import { SecretMasker } from "../secrets/masker";
+import type { SecretStore } from "../secrets/store";
+import type { VolumeStore } from "../volumes/store";
 
 export interface SessionOptions {
   name: string;
@@ -34,6 +38,9 @@ export interface SessionOptions {
   terminateGraceMs: number;
   /** Called once the session has stopped (the manager forgets it). */
   onStopped: (session: Session) => void;
+  /** Sources of resources.volumes (mounts) and resources.secrets (environment). */
+  volumes?: VolumeStore;
+  secrets?: SecretStore;
 }
 
 type Outcome = { kind: "runner"; status: "ok" | "error" | "interrupted" } | { kind: "exited"; exit: RuntimeExit };
@@ -54,6 +61,8 @@ export class Session {
   readonly startedAt = Date.now();
   readonly gpuSpec?: GpuSpec;
   cells = 0;
+  /** The cells that finished ok since the runtime started: what %map workers replay. */
+  readonly replay = new ReplayLog();
   private state: SessionInfo["state"] = "idle";
   private runtime?: RuntimeHandle;
   private starting?: Promise<RuntimeHandle>;
@@ -65,6 +74,8 @@ export class Session {
   private draining = false;
   /** Counts pipe reads, to tell when fd output has stopped arriving. */
   private pipeReads = 0;
+  /** Hides the values of the session's secrets in all its runtime's output, before journalling. */
+  private masker = new SecretMasker([]);
 
   constructor(private readonly options: SessionOptions) {
     this.name = options.name;
@@ -134,6 +145,7 @@ export class Session {
     await current?.finished;
     this.options.gpus.release(this.name);
     this.options.onStopped(this);
+    this.replay.stopped();
     this.options.log(`session ${this.name}: stopped`);
   }
 
@@ -202,7 +214,10 @@ export class Session {
     runtime.send({ type: "execute", id: job.id, code: job.request.code, inputs: job.request.inputs, wantValue: job.request.wantValue });
     try {
       const outcome = await finished;
-      await this.drainPipes(outcome.kind === "exited");
+      // The runner's `done` drained the pipes already (above); without a synchronous drain, or
+      // after an exit, wait until they have gone quiet.
+      if (outcome.kind === "exited" || !runtime.drainOutput()) await this.drainPipes(outcome.kind === "exited");
+      for (const name of ["stdout", "stderr"] as const) job.stream(name, this.masker.flush(name));
       this.endJob(running, outcome);
     } finally {
       clearTimeout(timer);
@@ -226,6 +241,7 @@ export class Session {
           : undefined;
       job.finish(requested, error);
     } else if (outcome.kind === "runner") {
+      if (outcome.status === "ok") this.replay.record({ code: job.request.code, inputs: job.request.inputs });
       job.finish(outcome.status);
     } else {
       job.finish("error", {
@@ -245,14 +261,7 @@ export class Session {
         job.waitAbort.signal,
       );
     }
-    this.starting ??= this.options.backend.startSession({
-      id: `${this.name.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}-${randomBytes(4).toString("hex")}`,
-      name: this.name,
-      lang: this.lang,
-      resources: this.resources,
-      gpus: this.gpus,
-      agentHasGpus: this.options.gpus.devices.length > 0,
-    });
+    this.starting ??= this.options.backend.startSession(this.runtimeSpec(this.name, this.gpus));
     try {
       const runtime = await this.starting;
       this.attachRuntime(runtime);
@@ -262,29 +271,73 @@ export class Session {
     }
   }
 
+  private runtimeSpec(name: string, gpus: GpuDevice[]): SessionSpec {
+    return {
+      id: `${name.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}-${randomBytes(4).toString("hex")}`,
+      name,
+      lang: this.lang,
+      resources: this.resources,
+      gpus,
+      agentHasGpus: this.options.gpus.devices.length > 0,
+      ...this.secretsAndMounts(),
+    };
+  }
+
+  /** The runtime's secret environment (also what the masker hides) and its volume mounts. */
+  private secretsAndMounts(): Pick<SessionSpec, "env" | "mounts"> {
+    const env = this.options.secrets?.environment(this.resources.secrets ?? []) ?? {};
+    const volumes = this.resources.volumes ?? [];
+    const mounts = volumes.length > 0 && this.options.volumes ? this.options.volumes.mountsFor(this.name, volumes) : [];
+    this.masker = new SecretMasker(Object.values(env));
+    return { env, mounts };
+  }
+
+  /**
+   * Starts a replica of this session's runtime (a %map worker): same language and resources, its
+   * own GPUs (waited for like a session's; `onWait` hears why), no state. The caller ends it and
+   * then calls `release` to free its GPUs.
+   */
+  async startReplica(
+    label: string,
+    onWait: (text: string) => void,
+    signal: AbortSignal,
+  ): Promise<{ runtime: RuntimeHandle; release: () => void }> {
+    const holder = `${this.name}/${label}`;
+    const gpus = this.gpuSpec ? await this.options.gpus.acquire(holder, this.gpuSpec, onWait, signal) : [];
+    const release = () => this.options.gpus.release(holder);
+    try {
+      return { runtime: await this.options.backend.startSession(this.runtimeSpec(holder, gpus)), release };
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
   /** Routes the runtime's channel messages and fd output to the running job. */
   private attachRuntime(runtime: RuntimeHandle): void {
     this.runtime = runtime;
-    for (const name of ["stdout", "stderr"] as const) {
-      const decoder = new StringDecoder("utf8");
-      runtime[name].on("data", (chunk: Buffer) => {
-        this.pipeReads++;
-        const text = decoder.write(chunk);
-        if (text === "") return;
-        if (this.running && !this.running.job.done) this.running.job.stream(name, text);
-        else this.options.log(`session ${this.name}: ${name} between cells: ${text.slice(0, 500)}`);
-      });
-    }
+    const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
+    runtime.onOutput((name, chunk) => {
+      this.pipeReads++;
+      const text = decoders[name].write(chunk);
+      if (text === "") return;
+      if (this.running && !this.running.job.done) this.running.job.stream(name, this.masker.push(name, text));
+      else this.options.log(`session ${this.name}: ${name} between cells: ${this.masker.mask(text).slice(0, 500)}`);
+    });
     void (async () => {
-      // Channel messages and pipe output are taken in the order they arrive: there is no
-      // common clock between the two, and holding messages back to wait for the pipes lets
-      // later fd output overtake earlier prints. Only `done` waits for the pipes (runJob).
-      for await (const message of runtime.messages) this.onRunnerMessage(message);
+      for await (const message of runtime.messages) {
+        // Channel messages and pipe output have no common clock: while a cell runs they are
+        // taken in the order they arrive. Its result, error and done come after everything the
+        // cell's code wrote, so whatever sits in the pipes by then is delivered first.
+        if (message.type === "result" || message.type === "error" || message.type === "done") runtime.drainOutput();
+        this.onRunnerMessage(message);
+      }
     })()
       .catch((e) => this.options.log(`session ${this.name}: channel failed: ${(e as Error).message}`))
       .finally(async () => {
         const exit = await runtime.exited;
         if (this.runtime === runtime) this.runtime = undefined;
+        this.replay.reset();
         this.options.log(`session ${this.name}: runtime exited (${describeExit(exit)})`);
         this.running?.finish({ kind: "exited", exit });
       });
@@ -299,13 +352,13 @@ export class Session {
     }
     const { job } = running;
     if (message.type === "done") return running.finish({ kind: "runner", status: message.status });
-    if (message.type === "stream") return job.stream(message.name, message.text);
+    if (message.type === "stream") return job.stream(message.name, this.masker.push(message.name, message.text));
     // A stop the agent asked for reports its own error (TimeoutError); the runner's
     // KeyboardInterrupt would only repeat it.
     if (message.type === "error" && (job.stopRequested === "timeout" || job.stopRequested === "cancelled")) return;
     // The runtime runs user code: check what it sends like anything else from outside.
     const body = JobEventBody.safeParse(runnerEventBody(message));
-    if (body.success) job.emit(body.data);
+    if (body.success) job.emit(this.masker.mask(body.data));
     else this.options.log(`session ${this.name}: dropped a malformed '${message.type}' from the runner: ${body.error.message}`);
   }
 

@@ -17,6 +17,8 @@ import type { Resources, SessionInfo, SessionRef } from "../protocol/messages";
 import { notFound, usageError } from "./errors";
 import type { Log } from "./log";
 import { Session } from "./session";
+import type { SecretStore } from "../secrets/store";
+import type { VolumeStore } from "../volumes/store";
 
 export interface SessionManagerOptions {
   backend: Backend;
@@ -24,6 +26,9 @@ export interface SessionManagerOptions {
   log: Log;
   interruptGraceMs: number;
   terminateGraceMs: number;
+  /** Where `volumes=` and `secrets=` come from (absent: sessions asking for them are refused). */
+  volumes?: VolumeStore;
+  secrets?: SecretStore;
 }
 
 export class SessionManager {
@@ -80,8 +85,11 @@ export class SessionManager {
       log: this.options.log,
       interruptGraceMs: this.options.interruptGraceMs,
       terminateGraceMs: this.options.terminateGraceMs,
+      volumes: this.options.volumes,
+      secrets: this.options.secrets,
       onStopped: (stopped) => {
         if (this.sessions.get(stopped.name) === stopped) this.sessions.delete(stopped.name);
+        this.options.volumes?.release(stopped.name);
       },
     });
     this.sessions.set(name, session);
@@ -90,6 +98,15 @@ export class SessionManager {
   }
 
   private checkRunnable(ref: SessionRef): void {
+    // Missing volumes and secrets are refused before any job exists.
+    for (const volume of ref.resources.volumes ?? []) {
+      if (!this.options.volumes) throw usageError("this agent has no volume store");
+      this.options.volumes.volumeRoot(volume.name);
+    }
+    if (ref.resources.secrets?.length) {
+      if (!this.options.secrets) throw usageError("this agent has no secret store");
+      this.options.secrets.check(ref.resources.secrets);
+    }
     const backend = this.options.backend.name;
     if (ref.resources.backend && ref.resources.backend !== backend) {
       throw usageError(`backend=${ref.resources.backend} is not available on this agent; it has: ${backend}`);

@@ -15,10 +15,19 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as readline from "node:readline";
-import { PassThrough } from "node:stream";
+import type { Readable } from "node:stream";
 import type { FromRunner, ToRunner } from "../protocol/runner";
 import { runtimeCommand } from "../runtimes";
-import { RuntimeStartError, describeExit, type Backend, type RuntimeExit, type RuntimeHandle, type SessionSpec } from "./types";
+import { withVolumeMounts } from "../volumes/mount-namespace";
+import {
+  RuntimeStartError,
+  describeExit,
+  type Backend,
+  type OutputListener,
+  type RuntimeExit,
+  type RuntimeHandle,
+  type SessionSpec,
+} from "./types";
 
 export interface ProcessBackendOptions {
   dataDir: string;
@@ -60,15 +69,17 @@ export class ProcessBackend implements Backend {
       FARLAB_CHANNEL: socketPath,
       FARLAB_SESSION: spec.name,
       ...gpuEnvironment(spec),
+      ...spec.env,
     };
-    const child = spawn(runtime.command, runtime.args, {
+    // Volumes: a private mount namespace with each volume bind-mounted at its path.
+    const launch = withVolumeMounts(runtime.command, runtime.args, spec.mounts ?? []);
+    const child = spawn(launch.command, launch.args, {
       cwd: workDir,
       env,
       detached: true, // own process group: signals go to -pid
       stdio: ["ignore", "pipe", "pipe"],
     });
-    const stdout = child.stdout.pipe(new PassThrough());
-    const stderr = child.stderr.pipe(new PassThrough());
+    const output = new PipeReader(child.stdout, child.stderr);
     let stderrTail = "";
     child.stderr.on("data", (chunk: Buffer) => {
       stderrTail = (stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL_BYTES);
@@ -128,8 +139,8 @@ export class ProcessBackend implements Backend {
       return {
         where: `process ${child.pid} on ${os.hostname()}`,
         pid: child.pid,
-        stdout,
-        stderr,
+        onOutput: (listener) => output.listen(listener),
+        drainOutput: () => output.drain(),
         messages,
         exited,
         send: (message: ToRunner) => {
@@ -178,5 +189,57 @@ async function* runnerMessages(socket: net.Socket, log: (line: string) => void):
       // fall through
     }
     log(`runner sent a line that is not a message: ${line.slice(0, 200)}`);
+  }
+}
+
+/**
+ * The runtime's stdout/stderr pipes: chunks go to one listener (held until it is set), from
+ * libuv's reads as they come, or from a synchronous read of what is already in the pipe (drain).
+ * Reading the pipe's descriptor directly is safe beside libuv: it is non-blocking, and libuv
+ * just finds it empty (EAGAIN) afterwards.
+ */
+class PipeReader {
+  private listener?: OutputListener;
+  private held: Array<[name: "stdout" | "stderr", chunk: Buffer]> = [];
+  private readonly buffer = Buffer.alloc(64 * 1024);
+
+  constructor(
+    private readonly stdout: Readable,
+    private readonly stderr: Readable,
+  ) {
+    stdout.on("data", (chunk: Buffer) => this.deliver("stdout", chunk));
+    stderr.on("data", (chunk: Buffer) => this.deliver("stderr", chunk));
+  }
+
+  listen(listener: OutputListener): void {
+    this.listener = listener;
+    for (const [name, chunk] of this.held.splice(0)) listener(name, chunk);
+  }
+
+  drain(): boolean {
+    let supported = true;
+    for (const [name, stream] of [["stdout", this.stdout], ["stderr", this.stderr]] as const) {
+      const fd = (stream as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+      if (typeof fd !== "number" || fd < 0) {
+        supported = false;
+        continue;
+      }
+      for (;;) {
+        let n: number;
+        try {
+          n = fs.readSync(fd, this.buffer, 0, this.buffer.length, null);
+        } catch {
+          break; // EAGAIN: empty for now (or closed: libuv reports the end)
+        }
+        if (n <= 0) break;
+        this.deliver(name, Buffer.from(this.buffer.subarray(0, n)));
+      }
+    }
+    return supported;
+  }
+
+  private deliver(name: "stdout" | "stderr", chunk: Buffer): void {
+    if (this.listener) this.listener(name, chunk);
+    else this.held.push([name, chunk]);
   }
 }

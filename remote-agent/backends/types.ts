@@ -4,10 +4,10 @@
  * (../protocol/runner.ts) through it and never needs to know whether the runtime is a local
  * process, a container (docker) or a cluster allocation (slurm).
  */
-import type { Readable } from "node:stream";
 import type { Lang, Resources } from "../protocol/messages";
 import type { FromRunner, ToRunner } from "../protocol/runner";
 import type { GpuDevice } from "../gpu/inventory";
+import type { VolumeMount } from "../volumes/store";
 
 export interface SessionSpec {
   /** Unique per runtime start; names the session's folder. */
@@ -20,6 +20,10 @@ export interface SessionSpec {
   gpus: GpuDevice[];
   /** Whether the agent has any GPUs at all (a GPU-less session is then hidden from them). */
   agentHasGpus: boolean;
+  /** Extra environment of the runtime (the session's secrets). Never to be logged. */
+  env?: Record<string, string>;
+  /** Volumes the runtime must see at `target` (resources.volumes, resolved by the agent). */
+  mounts?: VolumeMount[];
 }
 
 export interface RuntimeExit {
@@ -32,13 +36,23 @@ export function describeExit(exit: RuntimeExit): string {
   return exit.signal ? `killed by ${exit.signal}` : `exit status ${exit.code}`;
 }
 
+export type OutputListener = (name: "stdout" | "stderr", chunk: Buffer) => void;
+
 export interface RuntimeHandle {
   /** Where it runs, for `started` events and status ("process 1234 on host"). */
   readonly where: string;
   readonly pid: number | undefined;
-  /** The runtime's fd 1 and fd 2 (fd-level capture: native code and subprocesses too). */
-  readonly stdout: Readable;
-  readonly stderr: Readable;
+  /**
+   * Receives the runtime's fd 1 / fd 2 output (fd-level capture: native code and subprocesses
+   * too), in the order read; output from before the call is held and delivered first.
+   */
+  onOutput(listener: OutputListener): void;
+  /**
+   * Synchronously delivers what already sits in the output pipes (called before a cell's
+   * result/error/done, so everything the cell wrote lands before them). Returns false where the
+   * backend cannot (the caller then waits for the pipes to go quiet).
+   */
+  drainOutput(): boolean;
   send(message: ToRunner): void;
   /** Runner messages after `ready`, in order; ends when the channel closes. */
   readonly messages: AsyncIterable<FromRunner>;

@@ -49,6 +49,67 @@ export type SessionRef = z.infer<typeof SessionRef>;
 const MimeBundle = z.record(z.string(), z.unknown());
 
 // ---------------------------------------------------------------------------------------------
+// %map (docs/map.md): inputs travel in windows (`map_inputs`), results come back as job events.
+
+/** Largest single %map input, or result, as JSON (bytes). Larger ones are refused by name. */
+export const MAP_MAX_ITEM_BYTES = 4 * 1024 * 1024;
+
+export const MapItemError = z.object({
+  ename: z.string(),
+  evalue: z.string(),
+  traceback: z.array(z.string()),
+  /** How many times the input was tried. */
+  attempts: z.number().int(),
+});
+export type MapItemError = z.infer<typeof MapItemError>;
+
+/** The final outcome of one input: its value, or (after its retries) its error. */
+export const MapOutcome = z.object({
+  index: z.number().int().min(0),
+  value: z.unknown().optional(),
+  error: MapItemError.optional(),
+});
+export type MapOutcome = z.infer<typeof MapOutcome>;
+
+const mapBase = { v: z.literal(PROTOCOL_VERSION), id: z.string().min(1).max(128) };
+
+const MAP_REQUESTS = [
+  /**
+   * Call the function `fn` of `session` on many inputs, on `workers` replicas of the session.
+   * The reply names the job; its inputs follow in `map_inputs` windows.
+   */
+  z.object({
+    ...mapBase,
+    type: z.literal("map"),
+    session: SessionRef,
+    fn: z.string().min(1).max(256),
+    workers: z.number().int().min(1).max(256).optional(),
+    retries: z.number().int().min(0).max(100).default(0),
+    /** Inputs per dispatch; absent = adaptive. */
+    batch: z.number().int().min(1).max(100_000).optional(),
+    /** For the whole map. */
+    timeoutMs: z.number().int().positive().default(3_600_000),
+  }),
+  /**
+   * A window of inputs (`end` on the last one). The reply comes once the agent has room for more:
+   * that is the back-pressure, so a client sends its next window after the reply.
+   */
+  z.object({
+    ...mapBase,
+    type: z.literal("map_inputs"),
+    jobId: z.string(),
+    items: z.array(z.object({ index: z.number().int().min(0), value: z.unknown() })),
+    end: z.boolean().default(false),
+  }),
+] as const;
+
+const MAP_REPLIES = [
+  z.object({ of: z.literal("map"), jobId: z.string(), workers: z.number().int() }),
+  /** `held`: inputs the agent holds, not yet dispatched; `ended`: the map is over, send no more. */
+  z.object({ of: z.literal("map_inputs"), held: z.number().int(), ended: z.boolean() }),
+] as const;
+
+// ---------------------------------------------------------------------------------------------
 // Job events (agent -> client), journalled
 
 export const JobEventBody = z.discriminatedUnion("kind", [
@@ -77,6 +138,8 @@ export const JobEventBody = z.discriminatedUnion("kind", [
     valueError: z.string().optional(),
   }),
   z.object({ kind: z.literal("error"), ename: z.string(), evalue: z.string(), traceback: z.array(z.string()) }),
+  /** %map: final outcomes of some inputs, in completion order (each index once per job). */
+  z.object({ kind: z.literal("map_results"), items: z.array(MapOutcome) }),
   z.object({
     kind: z.literal("done"),
     status: z.enum(["ok", "error", "interrupted", "timeout", "cancelled"]),
@@ -93,6 +156,94 @@ export const JobEvent = z.object({
   event: JobEventBody,
 });
 export type JobEvent = z.infer<typeof JobEvent>;
+
+// ---------------------------------------------------------------------------------------------
+// Volumes and secrets (docs/volumes.md). A transfer is a stream of chunks, each a request with
+// a binary payload (put: `transfer_chunk` carries it; get: the `transfer_read` reply carries it),
+// acknowledged one by one, so the sender keeps at most a window of chunks unacknowledged.
+
+const volumeBase = { v: z.literal(PROTOCOL_VERSION), id: z.string().min(1).max(128) };
+const volumeName = z.string().min(1).max(63);
+const volumePath = z.string().max(4096);
+
+export const VolumeEntry = z.object({
+  name: z.string(),
+  type: z.enum(["file", "dir", "symlink", "other"]),
+  size: z.number(),
+  mtime: z.number(),
+});
+export type VolumeEntry = z.infer<typeof VolumeEntry>;
+
+export const VolumeInfo = z.object({ name: z.string(), bytes: z.number(), files: z.number().int(), mountedBy: z.array(z.string()) });
+export type VolumeInfo = z.infer<typeof VolumeInfo>;
+
+const VOLUME_REQUESTS = [
+  z.object({ ...volumeBase, type: z.literal("volume_create"), name: volumeName }),
+  z.object({ ...volumeBase, type: z.literal("volume_list") }),
+  z.object({ ...volumeBase, type: z.literal("volume_ls"), name: volumeName, path: volumePath.default("") }),
+  z.object({ ...volumeBase, type: z.literal("volume_rm"), name: volumeName, path: volumePath, recursive: z.boolean().default(false) }),
+  z.object({ ...volumeBase, type: z.literal("volume_delete"), name: volumeName }),
+  /** Starts an upload of a file or folder (kind) to `path` in the volume. */
+  z.object({
+    ...volumeBase,
+    type: z.literal("volume_put"),
+    name: volumeName,
+    path: volumePath,
+    kind: z.enum(["file", "dir"]),
+    streamBytes: z.number().int().min(0),
+  }),
+  /** Starts a download of `path` (a file or folder) from the volume. */
+  z.object({ ...volumeBase, type: z.literal("volume_get"), name: volumeName, path: volumePath }),
+  /** Upload: chunk `seq` (0, 1, 2, ...) of the stream, as the payload. */
+  z.object({ ...volumeBase, type: z.literal("transfer_chunk"), transferId: z.string(), seq: z.number().int().min(0) }),
+  /** Download: asks for chunk `seq`; the reply carries it as its payload. */
+  z.object({ ...volumeBase, type: z.literal("transfer_read"), transferId: z.string(), seq: z.number().int().min(0) }),
+  /** Upload: all chunks sent; the agent checks the sha256 of the stream, fsyncs and renames. */
+  z.object({ ...volumeBase, type: z.literal("transfer_end"), transferId: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+  /** Either direction: stop and remove everything temporary. */
+  z.object({ ...volumeBase, type: z.literal("transfer_abort"), transferId: z.string() }),
+] as const;
+
+const VOLUME_REPLIES = [
+  z.object({ of: z.literal("volume_create"), created: z.boolean() }),
+  z.object({ of: z.literal("volume_list"), volumes: z.array(VolumeInfo) }),
+  z.object({ of: z.literal("volume_ls"), path: z.string(), entries: z.array(VolumeEntry) }),
+  z.object({ of: z.literal("volume_rm"), removed: z.number().int() }),
+  z.object({ of: z.literal("volume_delete") }),
+  z.object({ of: z.literal("volume_put"), transferId: z.string(), chunkBytes: z.number().int().positive(), window: z.number().int().positive() }),
+  z.object({
+    of: z.literal("volume_get"),
+    transferId: z.string(),
+    kind: z.enum(["file", "dir"]),
+    files: z.number().int(),
+    dataBytes: z.number(),
+    streamBytes: z.number(),
+    chunkBytes: z.number().int().positive(),
+    window: z.number().int().positive(),
+  }),
+  z.object({ of: z.literal("transfer_chunk"), seq: z.number().int() }),
+  /** `eof`: no payload and no more chunks; `sha256` is then the hash of the whole stream. */
+  z.object({ of: z.literal("transfer_read"), seq: z.number().int(), eof: z.boolean(), sha256: z.string().optional() }),
+  z.object({ of: z.literal("transfer_end"), files: z.number().int(), bytes: z.number() }),
+  z.object({ of: z.literal("transfer_abort") }),
+] as const;
+
+/** Secret names and keys; values travel only in `secret_set` and are never logged or journalled. */
+const secretName = z.string().min(1).max(63);
+export const SecretInfo = z.object({ name: z.string(), keys: z.array(z.string()), updatedAt: z.number() });
+export type SecretInfo = z.infer<typeof SecretInfo>;
+
+const SECRET_REQUESTS = [
+  z.object({ ...volumeBase, type: z.literal("secret_set"), name: secretName, values: z.record(z.string(), z.string()) }),
+  z.object({ ...volumeBase, type: z.literal("secret_list") }),
+  z.object({ ...volumeBase, type: z.literal("secret_delete"), name: secretName }),
+] as const;
+
+const SECRET_REPLIES = [
+  z.object({ of: z.literal("secret_set"), name: z.string(), keys: z.array(z.string()) }),
+  z.object({ of: z.literal("secret_list"), secrets: z.array(SecretInfo) }),
+  z.object({ of: z.literal("secret_delete") }),
+] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Requests (client -> agent). Every request has an `id` chosen by the client; the agent answers
@@ -123,6 +274,9 @@ export const Request = z.discriminatedUnion("type", [
   z.object({ ...base, type: z.literal("sessions") }),
   z.object({ ...base, type: z.literal("session_stop"), name: z.string() }),
   z.object({ ...base, type: z.literal("session_restart"), name: z.string() }),
+  ...VOLUME_REQUESTS,
+  ...SECRET_REQUESTS,
+  ...MAP_REQUESTS,
 ]);
 export type Request = z.infer<typeof Request>;
 export type RequestType = Request["type"];
@@ -185,6 +339,9 @@ export const ReplyBody = z.discriminatedUnion("of", [
   z.object({ of: z.literal("sessions"), sessions: z.array(SessionInfo) }),
   z.object({ of: z.literal("session_stop") }),
   z.object({ of: z.literal("session_restart") }),
+  ...VOLUME_REPLIES,
+  ...SECRET_REPLIES,
+  ...MAP_REPLIES,
 ]);
 export type ReplyBody = z.infer<typeof ReplyBody>;
 

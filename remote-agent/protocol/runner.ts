@@ -15,7 +15,24 @@ export type ToRunner =
       inputs: Record<string, unknown>;
       wantValue: boolean;
     }
+  | {
+      /** %map: call the namespace's function `fn` on each item; answered by one `map_results`. */
+      type: "map_batch";
+      id: string; // the map's job id
+      batch: number;
+      fn: string;
+      items: Array<{ index: number; value: unknown }>;
+      /** A result larger than this as JSON becomes that item's error (ResultTooLarge). */
+      maxResultBytes: number;
+    }
   | { type: "shutdown" };
+
+/** One item's outcome in a batch: `value` (absent for undefined/None) or `error`. */
+export interface MapItemResult {
+  index: number;
+  value?: unknown;
+  error?: { ename: string; evalue: string; traceback: string[] };
+}
 
 export type FromRunner =
   | { type: "ready"; pid: number; lang: "ts" | "python" | "sh" }
@@ -33,4 +50,17 @@ export type FromRunner =
       valueError?: string;
     }
   | { type: "error"; id: string; ename: string; evalue: string; traceback: string[] }
-  | { type: "done"; id: string; status: "ok" | "error" | "interrupted" };
+  | { type: "done"; id: string; status: "ok" | "error" | "interrupted" }
+  | {
+      type: "map_results";
+      id: string;
+      batch: number;
+      /** The items that finished (all of them unless `interrupted`), in batch order. */
+      results: MapItemResult[];
+      /** Time spent running the batch, for the agent's batch sizing. */
+      elapsedMs: number;
+      /** `fn` is not defined or not callable: no item ran. */
+      fnError?: { ename: string; evalue: string };
+      /** SIGINT stopped the batch: items absent from `results` did not finish. */
+      interrupted?: boolean;
+    };

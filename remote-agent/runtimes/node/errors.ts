@@ -38,7 +38,7 @@ export function formatCellError(error: unknown, map: PositionMapper): CellError 
 }
 
 /** The JSON value of a cell's result for -o, or why there is none. */
-export function jsonValue(value: unknown): { value?: unknown; valueError?: string } {
+export function jsonValue(value: unknown, what = "the value of the last expression"): { value?: unknown; valueError?: string } {
   if (value === undefined) return {};
   try {
     const text = JSON.stringify(value, function (key: string, v: unknown) {
@@ -51,6 +51,6 @@ export function jsonValue(value: unknown): { value?: unknown; valueError?: strin
     return { value: JSON.parse(text) };
   } catch (e) {
     const kind = value === null ? "null" : typeof value === "object" ? (value.constructor?.name ?? "object") : typeof value;
-    return { valueError: `the value of the last expression (${kind}) is not JSON-serialisable: ${(e as Error).message}` };
+    return { valueError: `${what} (${kind}) is not JSON-serialisable: ${(e as Error).message}` };
   }
 }

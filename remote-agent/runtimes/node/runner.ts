@@ -8,6 +8,7 @@ import type { ToRunner } from "../../protocol/runner";
 import { RunnerChannel } from "./channel";
 
 type Execute = Extract<ToRunner, { type: "execute" }>;
+type MapBatch = Extract<ToRunner, { type: "map_batch" }>;
 type Lang = "ts" | "sh";
 
 function parseLang(argv: string[]): Lang {
@@ -27,16 +28,26 @@ async function main(): Promise<void> {
   }
   const channel = await RunnerChannel.connect(channelPath);
   let execute: (message: Execute) => Promise<"ok" | "error" | "interrupted">;
+  let mapBatch: (message: MapBatch) => Promise<void>;
   if (lang === "ts") {
     // Loaded only here: the sh runner starts without evaluating the TypeScript compiler.
     const [{ installStreams }, { TsSession }] = await Promise.all([import("./streams"), import("./ts-session")]);
     installStreams(channel);
     const session = new TsSession(channel);
     execute = (message) => session.execute(message);
+    mapBatch = (message) => session.mapBatch(message);
   } else {
     const { ShellSession } = await import("./shell");
     const session = new ShellSession(channel);
     execute = (message) => session.execute(message);
+    mapBatch = async (message) =>
+      channel.send({
+        type: "map_results",
+        batch: message.batch,
+        results: [],
+        elapsedMs: 0,
+        fnError: { ename: "ShellError", evalue: "%map needs a function of a lang=python or lang=ts session; bash cells define none" },
+      });
   }
 
   let queue = Promise.resolve();
@@ -50,6 +61,19 @@ async function main(): Promise<void> {
             return "error" as const;
           });
           channel.send({ type: "done", status });
+        });
+      } else if (message.type === "map_batch") {
+        queue = queue.then(async () => {
+          channel.setJob(message.id);
+          await mapBatch(message).catch((error: unknown) =>
+            channel.send({
+              type: "map_results",
+              batch: message.batch,
+              results: [],
+              elapsedMs: 0,
+              fnError: { ename: "RunnerError", evalue: String((error as Error)?.stack ?? error) },
+            }),
+          );
         });
       } else if (message.type === "shutdown") {
         queue = queue.then(() => channel.close(() => process.exit(0)));

@@ -22,8 +22,10 @@ import { runnerSink } from "./runner-sink";
 import { formatCellError, jsonValue } from "./errors";
 import { createInterruptSource } from "./interrupt";
 import { createProgress } from "./progress";
+import { runMapBatch } from "./map-batch";
 
 type Execute = Extract<ToRunner, { type: "execute" }>;
+type MapBatch = Extract<ToRunner, { type: "map_batch" }>;
 type Status = "ok" | "error" | "interrupted";
 
 export class Interrupted extends Error {
@@ -126,6 +128,15 @@ export class TsSession {
     }
     this.sendResult(outcome, message.wantValue);
     return "ok";
+  }
+
+  /** %map: one batch of calls to a function of this session (map-batch.ts). */
+  mapBatch(message: MapBatch): Promise<void> {
+    return runMapBatch(message, {
+      channel: this.channel,
+      interrupts: this.interrupts,
+      formatError: (error) => formatCellError(error, this.mapPosition),
+    });
   }
 
   private sendResult(outcome: { value: unknown } | undefined, wantValue: boolean): void {

@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 
-from . import _channel, _execute, _streams
+from . import _channel, _execute, _map, _streams
 
 _interruptible = False
 
@@ -45,6 +45,10 @@ def main():
             message = inbox.get()
             if message.get("type") == "shutdown":
                 break
+            if message.get("type") == "map_batch":
+                _channel.set_job(message["id"])
+                _map.run_batch(namespace, message, _allow_interrupt)
+                continue
             if message.get("type") != "execute":
                 continue
             _channel.set_job(message["id"])

@@ -128,7 +128,7 @@ test("agent over stdio: every malformed input gets an error reply, then normal s
     await expectError("invalid JSON", frame("{\"v\":1,\"id\":"), "bad_frame", null, /not valid JSON/);
     await expectError("invalid UTF-8", Buffer.concat([prefix(3, 0), Buffer.from([0x7b, 0xc3, 0x28])]), "bad_frame", null, /UTF-8/);
     await expectError("a header that is not an object", frame([1, 2, 3]), "bad_frame", null, /JSON object/);
-    await expectError("unknown type", frame({ v: 1, id: "u1", type: "launch_missiles" }), "unknown_type", "u1", /accepted: hello, run, /);
+    await expectError("unknown type", frame({ v: 1, id: "u1", type: "launch_missiles" }), "unknown_type", "u1", /accepted: .*\bhello, run, interrupt, cancel, attach\b/);
     await expectError("unsupported version", frame({ v: 99, id: "v1", type: "status" }), "unsupported_version", "v1", /version 1/);
     await expectError("schema-invalid run (no code)", frame({ v: 1, id: "s1", type: "run", session: { lang: "sh", resources: {} } }), "bad_frame", "s1", /code/);
     await expectError("schema-invalid run (bad lang)", frame({ v: 1, id: "s2", type: "run", code: "x", session: { lang: "cobol", resources: {} } }), "bad_frame", "s2", /lang/);

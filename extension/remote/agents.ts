@@ -20,7 +20,7 @@ export class AgentRegistry {
     this.add(LOCAL_AGENT, () => spawnEmbeddedAgent(), "embedded: a child process over stdio");
   }
 
-  add(name: string, connector: Connector, describe: string): void {
+  add(name: string, connector: Connector, describe = "remote"): void {
     this.connectors.set(name, { connector, describe });
   }
 

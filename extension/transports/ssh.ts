@@ -107,16 +107,22 @@ function login(target: SshTarget, options: SshConnectOptions, sock?: Duplex): Pr
   return new Promise((resolve, reject) => {
     const client = new Client();
     let refusal: Error | undefined;
+    let settled = false;
     const fail = (error: Error) => {
+      if (settled) return;
+      settled = true;
       client.end();
       reject(refusal ?? error);
     };
     client.once("ready", () => {
-      client.removeAllListeners("error");
-      client.on("error", () => undefined); // later errors end the connection; the channel reports them
+      settled = true;
       resolve(client);
     });
-    client.once("error", (error: Error & { level?: string }) => {
+    client.once("close", () => fail(new SshError(`${label(target)} closed the connection before login completed`)));
+    // Always listening: ssh2 may report more than one error, and an unheard one would crash the
+    // kernel. After login, the agent channel's transport reports what ended the link.
+    client.on("error", (error: Error & { level?: string }) => {
+      if (settled) return;
       if (error.level === "client-authentication") {
         fail(
           new SshError(

@@ -19,7 +19,7 @@ export type ToExecutor =
   | { type: "inspect"; id: number; code: string; cursorPos: number; detailLevel: number }
   | { type: "is_complete"; id: number; code: string }
   | { type: "input_reply"; id: number; inputId: number; value: string }
-  /** name: the error class the cell should see (e.g. "StdinNotImplementedError" when allow_stdin is false). */
+  /** name: the error class the cell should see (e.g. "StdinNotAllowedError" when allow_stdin is false). */
   | { type: "input_refused"; id: number; inputId: number; message: string; name?: string };
 
 /** child -> parent */
@@ -31,5 +31,8 @@ export type FromExecutor =
   | { type: "complete_done"; id: number; result: CompleteResult }
   | { type: "inspect_done"; id: number; result: InspectResult }
   | { type: "is_complete_done"; id: number; result: IsCompleteResult }
+  /** The child's SIGINT handler ran while a cell was running: its event loop is alive and the
+   * cell is unwinding, so the kernel must not kill it for being unresponsive. */
+  | { type: "interrupt_received" }
   /** The child caught SIGINT and has unwound the running cell (or nothing was running). */
   | { type: "interrupted" };

@@ -183,6 +183,9 @@ process.on("SIGINT", () => {
     return;
   }
   running.interrupted = true;
+  // Proof of life for the kernel: this handler only runs when the event loop is free, so the
+  // cell is unwinding (a magic waiting on its agent, a pending await) and need not be killed.
+  send({ type: "interrupt_received" });
   const error = new InterruptError();
   engine.interrupt();
   running.abort.abort(error);
@@ -199,7 +202,11 @@ async function execute(id: number, params: ExecuteParams): Promise<void> {
   running = state;
   let outcome: ExecuteOutcome;
   try {
-    const result = await Promise.race([runCell(params, state), interruptedPromise]);
+    // A magic cell is not raced against the interrupt: its handler sees ctx.signal, asks the
+    // agent to interrupt, and ends with the remote error (e.g. KeyboardInterrupt) once the remote
+    // job has unwound, so no remote output lands after the cell has ended.
+    const cell = runCell(params, state);
+    const result = await (isMagicCell(params.code) ? cell : Promise.race([cell, interruptedPromise]));
     if (result.hasValue && !params.silent) {
       const { data, metadata } = toBundle(result.value);
       capture.flush();
@@ -216,9 +223,13 @@ async function execute(id: number, params: ExecuteParams): Promise<void> {
   if (state.interrupted) send({ type: "interrupted" });
 }
 
+function isMagicCell(code: string): boolean {
+  return MAGIC_LINE.test(code) && magicRouter().isMagicCell(code);
+}
+
 async function runCell(params: ExecuteParams, state: Running): Promise<{ value: unknown; hasValue: boolean }> {
   const cellName = String(params.executionCount);
-  if (!MAGIC_LINE.test(params.code) || !magicRouter().isMagicCell(params.code)) {
+  if (!isMagicCell(params.code)) {
     return engine.run(params.code, cellName);
   }
   let piece = 0;

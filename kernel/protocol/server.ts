@@ -12,7 +12,7 @@
 import * as zmq from "zeromq";
 import type { ErrorContent, ExecuteOutcome, ExecutionIO, Interpreter, IopubOutput } from "../interpreter";
 import { channelUrl, type ConnectionInfo } from "./connection-file";
-import { StdinNotImplementedError } from "./errors";
+import { StdinNotAllowedError } from "./errors";
 import type { HistoryQuery, HistoryStore } from "./history";
 import { createLogger } from "./log";
 import { SendQueue } from "./send-queue";
@@ -262,7 +262,7 @@ export class KernelServer {
         if (!silent) coalescer.publish(output);
       },
       input: (prompt, password) => {
-        if (content.allow_stdin !== true) return Promise.reject(new StdinNotImplementedError());
+        if (content.allow_stdin !== true) return Promise.reject(new StdinNotAllowedError());
         coalescer.flush();
         return this.requestInput(request, prompt, password);
       },

@@ -40,6 +40,8 @@ export function buildProgram(): Command {
     .option("-o, --output <file>", "where to write the executed notebook (default: NAME.executed.ipynb beside it)")
     .option("--timeout <seconds>", "interrupt and fail a cell that runs longer than this", parseSeconds)
     .action(async (notebook: string, options: { output?: string; timeout?: number }) => {
+      // Ctrl-C: the kernel (same process group) interrupts its cell; we exit, and take it with us.
+      process.once("SIGINT", () => process.exit(130));
       const result = await runNotebook(notebook, {
         output: options.output,
         timeoutSeconds: options.timeout,

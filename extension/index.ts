@@ -5,6 +5,12 @@
 import { registerMagic } from "./magics/registry";
 import { createRemoteCommandMagic } from "./remote/remote-command";
 import { createRemoteCellMagic } from "./remote/remote-magic";
+import { createSecretMagic } from "./remote/secret-magic";
+import { createVolumeMagic } from "./remote/volume-magic";
+import { createMapMagic } from "./remote/map-magic";
 
 registerMagic(createRemoteCellMagic());
 registerMagic(createRemoteCommandMagic());
+registerMagic(createMapMagic());
+registerMagic(createVolumeMagic());
+registerMagic(createSecretMagic());

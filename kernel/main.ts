@@ -45,6 +45,25 @@ export function farlabKernelInfo(): KernelInfo {
   };
 }
 
+/**
+ * jupyter_client (and `farlab run`) put their pid in JPY_PARENT_PID; when that process is gone
+ * the kernel would be orphaned, so it ends itself, as ipykernel's parent poller does.
+ */
+function watchParent(onGone: () => void): void {
+  const parent = Number(process.env.JPY_PARENT_PID);
+  if (!Number.isInteger(parent) || parent <= 1) return;
+  const timer = setInterval(() => {
+    try {
+      process.kill(parent, 0);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ESRCH") return; // EPERM: alive, not ours
+      clearInterval(timer);
+      onGone();
+    }
+  }, 1000);
+  timer.unref();
+}
+
 async function main(argv: string[]): Promise<void> {
   const connectionFile = argv[2];
   if (!connectionFile) {
@@ -64,6 +83,10 @@ async function main(argv: string[]): Promise<void> {
   interpreter.warmUp();
 
   process.on("SIGINT", () => interpreter.interrupt());
+  watchParent(() => {
+    log.warn("the process that started this kernel is gone; shutting down");
+    process.kill(process.pid, "SIGTERM");
+  });
   // A bug in one request must not take the kernel (and the notebook's state) down with it.
   process.on("uncaughtException", (error) => log.error(`uncaught: ${error.stack ?? error.message}`));
   process.on("unhandledRejection", (reason) => log.error(`unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));

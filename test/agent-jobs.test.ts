@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { JobEvent } from "../remote-agent/protocol/messages";
+import { Job } from "../remote-agent/agent/job";
+import { Journal } from "../remote-agent/agent/journal";
 import { AgentHarness, tempDir as makeTempDir } from "./agent-harness";
 
 /** A shell line that blocks until the test creates `file` (the test's go signal). */
@@ -29,6 +31,26 @@ const startedWhere = (events: JobEvent[]) => {
   assert.ok(started && started.event.kind === "started");
   return started.event;
 };
+
+test("job events: output is coalesced per stream, in order with everything else, and journalled", () => {
+  const journal = new Journal(path.join(tempDir(), "journal"));
+  const job = new Job("unit", { code: "", inputs: {}, wantValue: false, timeoutMs: 1000 }, journal);
+  const sent: JobEvent[] = [];
+  job.follow(0, (event) => sent.push(event));
+  for (let i = 0; i < 100; i++) job.stream("stdout", `${i}\n`);
+  job.stream("stderr", "warning\n");
+  job.stream("stdout", "after\n");
+  job.emit({ kind: "display", data: { "text/plain": "x" }, metadata: {} });
+  job.stream("stdout", "last\n");
+  job.finish("ok");
+  assert.deepEqual(
+    sent.map((e) => (e.event.kind === "stream" ? [e.event.name, e.event.text.length] : e.event.kind)),
+    [["stdout", 290], ["stderr", 8], ["stdout", 6], "display", ["stdout", 5], "done"],
+  );
+  assertSeqsInOrder(sent);
+  assert.deepEqual(journal.read(job.id), sent);
+  assert.equal(fs.existsSync(path.join(path.dirname(journal.pathOf(job.id)), `${job.id}.owner`)), false, "ownership ends with the job");
+});
 
 test("run: fd-level output streams as events in seq order, journalled before they are sent", async () => {
   const agent = AgentHarness.start();

@@ -104,6 +104,14 @@ export class AgentClient {
     return this.streamFor(reply.jobId);
   }
 
+  /**
+   * The event stream of a job this client started with a request other than `run` (e.g. `map`),
+   * whose events the agent sends without an `attach`.
+   */
+  jobStream(jobId: string): JobStream {
+    return this.streamFor(jobId);
+  }
+
   /** Follow an existing job from `fromSeq` (replay, then live). */
   async attach(jobId: string, fromSeq = 0): Promise<JobStream> {
     const stream = this.streamFor(jobId);

@@ -67,9 +67,13 @@ export async function launchKernel(options: LaunchOptions = {}): Promise<Launche
   const kernelMain = options.kernelMain ?? join(__dirname, "..", "main.js");
   const child = spawn(process.execPath, [kernelMain, connectionFile], {
     cwd: options.cwd,
-    env: options.env ?? process.env,
+    // As jupyter_client does: the kernel shuts itself down if this process goes away.
+    env: { ...(options.env ?? process.env), JPY_PARENT_PID: String(process.pid) },
     stdio: ["ignore", "ignore", "pipe"],
   });
+  // If we exit first (an error, Ctrl-C), the kernel goes with us.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
   let tail = "";
   child.stderr!.setEncoding("utf8");
   child.stderr!.on("data", (text: string) => {
@@ -77,7 +81,10 @@ export async function launchKernel(options: LaunchOptions = {}): Promise<Launche
     if (process.env.FARLAB_LOG) process.stderr.write(text);
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once("exit", (code, signal) => resolve({ code, signal }));
+    child.once("exit", (code, signal) => {
+      process.removeListener("exit", killOnExit);
+      resolve({ code, signal });
+    });
     child.once("error", () => resolve({ code: null, signal: null }));
   });
 

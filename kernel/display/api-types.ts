@@ -16,6 +16,8 @@ export interface ProgressOptions {
   description?: string;
   /** Minimum milliseconds between updates; default 100 (about 10 updates a second). */
   minIntervalMs?: number;
+  /** What is counted: items (default; "12.3 it/s") or bytes ("1.5/3.0 GiB 210 MiB/s"). */
+  unit?: "items" | "bytes";
 }
 
 export interface ProgressBar {

@@ -23,6 +23,7 @@ export interface ProgressState {
   n: number;
   total?: number;
   description?: string;
+  unit?: "items" | "bytes";
 }
 
 const BAR_WIDTH = 20;
@@ -38,6 +39,7 @@ export class ProgressDisplay implements ProgressBar {
   private n = 0;
   private total: number | undefined;
   private description: string | undefined;
+  private readonly unit: "items" | "bytes";
   private readonly minIntervalMs: number;
   private readonly now: () => number;
   private readonly schedule: (callback: () => void, delayMs: number) => () => void;
@@ -50,6 +52,7 @@ export class ProgressDisplay implements ProgressBar {
     this.displayId = options.displayId ?? `farlab-progress-${randomUUID()}`;
     this.total = options.total;
     this.description = options.description;
+    this.unit = options.unit ?? "items";
     this.minIntervalMs = options.minIntervalMs ?? 100;
     this.now = options.now ?? Date.now;
     this.schedule = options.schedule ?? defaultSchedule;
@@ -110,7 +113,7 @@ export class ProgressDisplay implements ProgressBar {
   }
 
   state(): ProgressState {
-    return { n: this.n, total: this.total, description: this.description };
+    return { n: this.n, total: this.total, description: this.description, ...(this.unit === "bytes" ? { unit: this.unit } : {}) };
   }
 
   bundle(): MimeBundle {
@@ -131,6 +134,7 @@ export class ProgressDisplay implements ProgressBar {
 
 /** `label  42/100 [####      ] 42% 12.3 it/s ETA 4s`; without a total: `label  42 it 12.3 it/s`. */
 export function progressText(state: ProgressState, elapsedMs: number): string {
+  if (state.unit === "bytes") return bytesProgressText(state, elapsedMs);
   const parts: string[] = [];
   if (state.description) parts.push(state.description + " ");
   const rate = elapsedMs > 0 ? state.n / (elapsedMs / 1000) : undefined;
@@ -146,6 +150,35 @@ export function progressText(state: ProgressState, elapsedMs: number): string {
     if (rateText) parts.push(rateText);
   }
   return parts.join(" ");
+}
+
+/** `label  1.5 GiB/3.0 GiB [##########          ] 50% 210 MiB/s ETA 7s` */
+function bytesProgressText(state: ProgressState, elapsedMs: number): string {
+  const parts: string[] = [];
+  if (state.description) parts.push(state.description + " ");
+  const rate = elapsedMs > 0 && state.n > 0 ? state.n / (elapsedMs / 1000) : undefined;
+  if (state.total !== undefined && state.total > 0) {
+    const fraction = Math.min(1, Math.max(0, state.n / state.total));
+    const filled = Math.round(fraction * BAR_WIDTH);
+    parts.push(`${formatBytes(state.n)}/${formatBytes(state.total)}`, `[${"#".repeat(filled)}${" ".repeat(BAR_WIDTH - filled)}]`, `${Math.floor(fraction * 100)}%`);
+  } else {
+    parts.push(formatBytes(state.n));
+  }
+  if (rate) parts.push(`${formatBytes(rate)}/s`);
+  if (rate && state.total !== undefined && state.n < state.total) parts.push(`ETA ${formatDuration((state.total - state.n) / rate)}`);
+  return parts.join(" ");
+}
+
+/** 1536 -> "1.5 KiB", 3221225472 -> "3.0 GiB". */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${Math.round(value)} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 function progressHtml(state: ProgressState, text: string): string {

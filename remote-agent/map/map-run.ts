@@ -295,7 +295,7 @@ export class MapRun {
       }
       item.attempts++;
       if (item.attempts > this.request.retries) {
-        this.resolve({ index: item.index, error: { ...result.error, attempts: item.attempts } });
+        this.resolve({ index: item.index, error: { ...result.error, attempts: item.attempts, input: item.value } });
       } else {
         item.readyAt = now + backoffMs(item.attempts);
         this.waitingRetry.push(item);
@@ -322,6 +322,7 @@ export class MapRun {
             evalue: `the worker running this input exited (${describeExit(error.exit)}), ${item.soloDeaths} times`,
             traceback: [],
             attempts: item.attempts + item.soloDeaths,
+            input: item.value,
           },
         });
       } else {
@@ -359,7 +360,8 @@ export class MapRun {
   private resolve(outcome: MapOutcome): void {
     this.resolved++;
     this.outcomes.push(outcome);
-    this.outcomeBytes += outcome.error ? outcome.error.evalue.length + outcome.error.traceback.join("\n").length + 64 : jsonBytes(outcome.value) + 16;
+    const error = outcome.error;
+    this.outcomeBytes += error ? error.evalue.length + error.traceback.join("\n").length + jsonBytes(error.input) + 64 : jsonBytes(outcome.value) + 16;
     if (this.outcomes.length >= RESULTS_FLUSH_ITEMS || this.outcomeBytes >= RESULTS_FLUSH_BYTES) this.flush();
     else this.flushTimer ??= setTimeout(() => this.flush(), RESULTS_FLUSH_MS);
   }

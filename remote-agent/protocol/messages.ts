@@ -60,6 +60,8 @@ export const MapItemError = z.object({
   traceback: z.array(z.string()),
   /** How many times the input was tried. */
   attempts: z.number().int(),
+  /** The input itself, so the client can show which one failed. */
+  input: z.unknown().optional(),
 });
 export type MapItemError = z.infer<typeof MapItemError>;
 

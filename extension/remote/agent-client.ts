@@ -22,7 +22,8 @@ import {
   type RequestType,
 } from "../../remote-agent/protocol/messages";
 import type { Transport } from "../../remote-agent/protocol/framing";
-import { AgentConnectionError, AgentRequestError } from "./errors";
+import { AgentAuthError, HostKeyError } from "../transports/errors";
+import { AgentConnectionError, AgentRequestError, CellError } from "./errors";
 
 /**
  * Makes a new connection to one agent (remote-agent/protocol/framing.ts's Transport seam: stdio
@@ -44,6 +45,15 @@ export interface AgentClientOptions {
   ackEvery?: number;
   /** Connection attempts after a drop while jobs are unfinished. 0 = no reconnect. */
   reconnectAttempts?: number;
+  /** Wait before reconnect attempt n: `reconnectBaseMs * 2^(n-1)`, at most `reconnectMaxMs`. */
+  reconnectBaseMs?: number;
+  reconnectMaxMs?: number;
+  /**
+   * Who this client is across kernels (sent in `hello` as `client.user`): the agent shows a user
+   * only their own jobs and named sessions, and lets them attach to their jobs from a new kernel.
+   * A ZeroMQ agent uses the authenticated CURVE key instead of this claim.
+   */
+  user?: string;
   /** Where protocol warnings go (a malformed message is dropped, not fatal). */
   warn?: (message: string) => void;
 }
@@ -59,6 +69,9 @@ export class AgentClient {
   readonly clientId = randomUUID();
   private readonly ackEvery: number;
   private readonly reconnectAttempts: number;
+  private readonly reconnectBaseMs: number;
+  private readonly reconnectMaxMs: number;
+  private readonly user: string | undefined;
   private readonly warn: (message: string) => void;
   /** The connection being made or in use (what requests wait for). */
   private transport: Promise<Transport> | undefined;
@@ -78,6 +91,9 @@ export class AgentClient {
     this.name = options.name;
     this.ackEvery = options.ackEvery ?? 64;
     this.reconnectAttempts = options.reconnectAttempts ?? 3;
+    this.reconnectBaseMs = options.reconnectBaseMs ?? 250;
+    this.reconnectMaxMs = options.reconnectMaxMs ?? 10_000;
+    this.user = options.user;
     this.warn = options.warn ?? ((m) => process.stderr.write(`farlab: ${m}\n`));
   }
 
@@ -173,6 +189,9 @@ export class AgentClient {
     try {
       transport = await this.connector();
     } catch (error) {
+      // The transports' own errors (AgentAuthError, HostKeyError, SshError, TransportError) say
+      // what to do about them: the cell shows them as they are.
+      if (error instanceof CellError) throw error;
       throw new AgentConnectionError(`cannot connect to agent '${this.name}': ${messageOf(error)}`);
     }
     this.live = transport;
@@ -180,7 +199,7 @@ export class AgentClient {
     try {
       this.agentInfo = await this.requestOn(transport, {
         type: "hello",
-        client: { id: this.clientId, name: "farlab-kernel" },
+        client: { id: this.clientId, name: "farlab-kernel", ...(this.user ? { user: this.user } : {}) },
       });
     } catch (error) {
       transport.close();
@@ -271,10 +290,26 @@ export class AgentClient {
     }
     const unfinished = [...this.jobs.values()].filter((s) => !s.finished);
     if (this.closed || unfinished.length === 0) return;
+    await this.resume(unfinished, lost);
+  }
+
+  /**
+   * Reconnects with exponential backoff and attaches each unfinished job from the last seq it
+   * received, so the agent replays exactly what is missing. The job's readers see the attempts
+   * (JobStream.onLink) so the cell can say that it is reconnecting. A refused key or host key
+   * ends the attempts at once: trying again cannot fix it.
+   */
+  private async resume(unfinished: JobStream[], lost: AgentConnectionError): Promise<void> {
+    let lastError: Error = lost;
     for (let attempt = 1; attempt <= this.reconnectAttempts; attempt++) {
+      for (const s of unfinished) s.link({ state: "reconnecting", agent: this.name, attempt, of: this.reconnectAttempts });
+      const delay = Math.min(this.reconnectMaxMs, this.reconnectBaseMs * 2 ** (attempt - 1));
+      await new Promise((r) => setTimeout(r, delay));
+      if (this.closed) return;
       try {
         await this.connection();
-        await Promise.all(unfinished.map((s) => this.request({ type: "attach", jobId: s.jobId, fromSeq: s.lastSeq })));
+        await Promise.all(unfinished.filter((s) => !s.finished).map((s) => this.request({ type: "attach", jobId: s.jobId, fromSeq: s.lastSeq })));
+        for (const s of unfinished) s.link({ state: "reconnected", agent: this.name, attempt, of: this.reconnectAttempts });
         return;
       } catch (error) {
         if (error instanceof AgentRequestError) {
@@ -282,10 +317,18 @@ export class AgentClient {
           for (const s of unfinished) s.fail(new AgentConnectionError(`agent '${this.name}' lost job ${s.jobId}: ${error.message}`));
           return;
         }
-        await new Promise((r) => setTimeout(r, 250 * attempt));
+        if (error instanceof AgentAuthError || error instanceof HostKeyError) {
+          for (const s of unfinished) s.fail(error);
+          return;
+        }
+        lastError = error as Error;
       }
     }
-    for (const s of unfinished) s.fail(lost);
+    const gaveUp = new AgentConnectionError(
+      `the connection to agent '${this.name}' was lost and ${this.reconnectAttempts} reconnect attempts failed ` +
+        `(last: ${messageOf(lastError)}); the job may still be running there: \`%remote attach JOB agent=${this.name}\` follows it`,
+    );
+    for (const s of unfinished) s.fail(gaveUp);
   }
 
   private failAll(error: Error): void {
@@ -302,9 +345,13 @@ export class AgentClient {
  * The events of one job, in seq order, each once. Reading the next event marks the previous one
  * rendered; acks go out every `ackEvery` rendered events and after `done`.
  */
+/** What happens to the link under a job: shown in the cell as a status line. */
+export type LinkStatus = { state: "reconnecting" | "reconnected"; agent: string; attempt: number; of: number };
+
 export class JobStream implements AsyncIterable<JobEvent> {
   /** Highest seq received (what to attach from after a reconnect). */
   lastSeq = 0;
+  private readonly linkListeners = new Set<(status: LinkStatus) => void>();
   private readonly queue: JobEvent[] = [];
   private waiter: { resolve(): void } | undefined;
   private failure: Error | undefined;
@@ -331,6 +378,16 @@ export class JobStream implements AsyncIterable<JobEvent> {
     this.queue.push(event);
     if (event.event.kind === "done") this.sawDone = true;
     this.wake();
+  }
+
+  /** Called with each reconnect attempt and its success; returns the unsubscribe. */
+  onLink(listener: (status: LinkStatus) => void): () => void {
+    this.linkListeners.add(listener);
+    return () => this.linkListeners.delete(listener);
+  }
+
+  link(status: LinkStatus): void {
+    for (const listener of this.linkListeners) listener(status);
   }
 
   fail(error: Error): void {

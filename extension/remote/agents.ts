@@ -1,36 +1,74 @@
 /**
  * The agents this kernel knows, by name, each with one lazily connected AgentClient shared by all
- * magics. Today that is "local", the embedded agent. Named agents and URLs (`agent=gpu1`,
- * `ssh://...`, `tcp://...`) come with `%remote connect` and ~/.config/farlab/agents.json: they
- * will add entries here with their own Connector, and nothing above this module changes.
+ * magics (`agent=` on every magic resolves here):
+ * - `local`: the embedded agent (a child process over stdio), the default unless one is chosen;
+ * - agents connected in this kernel with `%remote connect URL [name=NAME]` (by name, or by URL);
+ * - named agents of ~/.config/farlab/agents.json (./agent-config.ts), read when first named;
+ * - a bare URL (`agent=ssh://me@gpu1`): connected on first use with default settings.
+ * The default agent is the one `%remote connect ... --default` chose (also kept in agents.json
+ * when the agent has a name), else agents.json's `default`, else `local`.
  */
 import { MagicUsageError } from "../magics/errors";
+import { clientKeyPair } from "../transports/client-keys";
+import { TransportError } from "../transports/errors";
+import { connectorFor, isRemoteAgentUrl, type RemoteAgentAddress } from "../transports/index";
 import { AgentClient, type Connector } from "./agent-client";
+import { AGENT_NAME, agentsFilePath, readAgentsFile, updateAgentsFile, type AgentEntry } from "./agent-config";
 import { spawnEmbeddedAgent } from "./embedded-agent";
 
 export const LOCAL_AGENT = "local";
 
-export class AgentRegistry {
-  private readonly connectors = new Map<string, { connector: Connector; describe: string }>();
-  private readonly clients = new Map<string, AgentClient>();
-  private defaultName = LOCAL_AGENT;
+interface KnownAgent {
+  connector: Connector;
+  describe: string;
+  /** The embedded agent never reconnects: if it died, its runtimes (and their jobs) died with it. */
+  reconnects: boolean;
+}
 
-  constructor() {
-    // The embedded agent never reconnects: if it died, its runtimes (and their jobs) died with it.
-    this.add(LOCAL_AGENT, () => spawnEmbeddedAgent(), "embedded: a child process over stdio");
+export interface AgentRegistryOptions {
+  /** agents.json; default ~/.config/farlab/agents.json. */
+  configFile?: string;
+  /** The embedded agent's connector (tests). */
+  local?: Connector;
+  /** Reconnect attempts of remote agents after a drop. */
+  reconnectAttempts?: number;
+}
+
+/** What `%remote connect` was given. */
+export interface ConnectRequest extends RemoteAgentAddress {
+  name?: string;
+  makeDefault?: boolean;
+}
+
+export class AgentRegistry {
+  private readonly known = new Map<string, KnownAgent>();
+  private readonly clients = new Map<string, AgentClient>();
+  private chosenDefault: string | undefined;
+  private readonly configFile: string;
+  private readonly reconnectAttempts: number;
+
+  constructor(options: AgentRegistryOptions = {}) {
+    this.configFile = options.configFile ?? agentsFilePath();
+    this.reconnectAttempts = options.reconnectAttempts ?? 12;
+    this.known.set(LOCAL_AGENT, {
+      connector: options.local ?? (() => spawnEmbeddedAgent()),
+      describe: "embedded: a child process over stdio",
+      reconnects: false,
+    });
   }
 
+  /** Adds (or replaces) an agent under `name`. */
   add(name: string, connector: Connector, describe = "remote"): void {
-    this.connectors.set(name, { connector, describe });
+    this.replace(name, { connector, describe, reconnects: name !== LOCAL_AGENT });
   }
 
   /** How an agent is reached, for %remote status. */
   describe(name: string): string {
-    return this.connectors.get(name)?.describe ?? "unknown";
+    return this.known.get(name)?.describe ?? this.fileEntryOf(name)?.url ?? "unknown";
   }
 
   isDefault(name: string): boolean {
-    return name === this.defaultName;
+    return name === this.defaultName();
   }
 
   /** Whether the agent's client has been made (i.e. it was used in this kernel). */
@@ -38,18 +76,34 @@ export class AgentRegistry {
     return this.clients.has(name);
   }
 
+  /** Agents of this kernel and of agents.json. */
   names(): string[] {
-    return [...this.connectors.keys()];
+    const fromFile = Object.keys(this.readFile().agents);
+    return [...new Set([...this.known.keys(), ...fromFile])];
   }
 
-  /** The name `agent=` resolves to: the given one, or the default agent. */
+  defaultName(): string {
+    return this.chosenDefault ?? this.readFile().default ?? LOCAL_AGENT;
+  }
+
+  /** The name `agent=` resolves to: the given name or URL, or the default agent. */
   resolve(name: string | undefined): string {
-    const chosen = name ?? this.defaultName;
-    if (this.connectors.has(chosen)) return chosen;
-    const what = /^[a-z][a-z0-9+.-]*:\/\//i.test(chosen) ? `agent URL '${chosen}'` : `unknown agent '${chosen}'`;
+    const chosen = name ?? this.defaultName();
+    if (this.known.has(chosen)) return chosen;
+    if (isRemoteAgentUrl(chosen)) {
+      this.replace(chosen, this.knownFor({ url: chosen }, chosen));
+      return chosen;
+    }
+    const entry = this.fileEntryOf(chosen);
+    if (entry) {
+      this.replace(chosen, this.knownFor(addressOf(entry), entry.url));
+      return chosen;
+    }
+    const names = this.names();
     throw new MagicUsageError(
-      `${what}: this kernel knows only ${this.names().map((n) => `'${n}'`).join(", ")} (the embedded agent). ` +
-        "Named agents and ssh:// or tcp:// URLs come with `%remote connect`, which is not available yet.",
+      `unknown agent '${chosen}': agent= takes ${names.map((n) => `'${n}'`).join(", ")}, or a URL ` +
+        "(ssh://[user@]host[:port], tcp://HOST:PORT). Add one with `%remote connect URL name=NAME`, " +
+        `or in ${this.configFile}.`,
     );
   }
 
@@ -58,19 +112,93 @@ export class AgentRegistry {
     const resolved = this.resolve(name);
     let client = this.clients.get(resolved);
     if (!client) {
-      client = new AgentClient(this.connectors.get(resolved)!.connector, {
+      const known = this.known.get(resolved)!;
+      client = new AgentClient(known.connector, {
         name: resolved,
-        reconnectAttempts: resolved === LOCAL_AGENT ? 0 : 3,
+        reconnectAttempts: known.reconnects ? this.reconnectAttempts : 0,
+        user: known.reconnects ? clientUser() : undefined,
       });
       this.clients.set(resolved, client);
     }
     return client;
   }
 
+  /**
+   * `%remote connect`: connects now (so a refused key or host key shows in that cell), then keeps
+   * the agent under its name (and in agents.json) or its URL, and makes it the default if asked.
+   */
+  async connect(request: ConnectRequest): Promise<AgentClient> {
+    const key = request.name ?? (request.url === LOCAL_AGENT ? LOCAL_AGENT : request.url);
+    if (request.name !== undefined && (request.name === LOCAL_AGENT || !AGENT_NAME.test(request.name))) {
+      throw new MagicUsageError(`name=${request.name}: an agent name is a letter, then letters, digits, '.', '_' or '-' (and not 'local')`);
+    }
+    if (request.url !== LOCAL_AGENT) this.replace(key, this.knownFor(request, request.url));
+    const client = this.client(key);
+    await client.request({ type: "status" });
+    if (request.name !== undefined) {
+      updateAgentsFile((config) => {
+        config.agents[request.name!] = {
+          url: request.url,
+          ...(request.serverKey ? { server_key: request.serverKey } : {}),
+          ...(request.command ? { command: request.command } : {}),
+        };
+        if (request.makeDefault) config.default = request.name;
+      }, this.configFile);
+    } else if (request.makeDefault && key === LOCAL_AGENT) {
+      updateAgentsFile((config) => (config.default = undefined), this.configFile);
+    }
+    if (request.makeDefault) this.chosenDefault = key;
+    return client;
+  }
+
+  get agentsFile(): string {
+    return this.configFile;
+  }
+
   closeAll(): void {
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
   }
+
+  private replace(name: string, known: KnownAgent): void {
+    this.known.set(name, known);
+    const old = this.clients.get(name);
+    if (old) {
+      old.close();
+      this.clients.delete(name);
+    }
+  }
+
+  private knownFor(address: RemoteAgentAddress, describe: string): KnownAgent {
+    try {
+      return { connector: connectorFor(address), describe, reconnects: true };
+    } catch (error) {
+      // A bad URL or a missing server_key: found before anything is sent, like any usage error.
+      if (error instanceof TransportError) throw new MagicUsageError(error.message);
+      throw error;
+    }
+  }
+
+  private readFile() {
+    return readAgentsFile(this.configFile);
+  }
+
+  private fileEntryOf(name: string): AgentEntry | undefined {
+    return Object.hasOwn(this.readFile().agents, name) ? this.readFile().agents[name] : undefined;
+  }
+}
+
+function addressOf(entry: AgentEntry): RemoteAgentAddress {
+  return { url: entry.url, serverKey: entry.server_key, command: entry.command };
+}
+
+/**
+ * This user's identity towards remote agents: the CURVE public key (made on first use, as for
+ * `farlab keys`), the same in every kernel, so a new kernel sees and attaches to the jobs that
+ * an earlier one started. A ZeroMQ agent checks it by the CURVE handshake itself.
+ */
+function clientUser(): string {
+  return `curve:${clientKeyPair().publicKey}`;
 }
 
 /** The kernel-wide registry: one per executor process, shared by %%remote, %remote, %map, ... */

@@ -9,7 +9,9 @@
  * - progress: one ProgressBar (kernel/display) per remote bar id, updated in place and throttled
  *   by the bar itself (count, rate, ETA);
  * - queued / status / started: one status line, updated in place ("waiting for A100: ...");
- * - result / error / done: kept for the caller, who turns them into the cell's value or error.
+ * - result / error / done: kept for the caller, who turns them into the cell's value or error;
+ * - a dropped link: "reconnecting to AGENT (attempt n)..." as one more line updated in place,
+ *   then "reconnected"; the events missed meanwhile follow, each once (AgentClient resumes).
  * A cell shows at most STREAM_LIMIT_CHARS of stream text (the frontend would freeze and the
  * server's iopub rate limit trip long before a flood ends); past it, one notice says where the
  * rest is: the agent keeps the job's whole output in its journal.
@@ -19,6 +21,7 @@ import type { ProgressBar } from "../../kernel/display/api-types";
 import { JUPYTER_DISPLAY, type MimeBundle, type MimeMetadata, type SelfDisplaying } from "../../kernel/display/types";
 import { StreamCoalescer } from "../../kernel/protocol/stream-coalescer";
 import type { MagicContext } from "../magics/types";
+import type { LinkStatus } from "./agent-client";
 
 type Ev<K extends JobEventBody["kind"]> = Extract<JobEventBody, { kind: K }>;
 
@@ -57,17 +60,31 @@ export class JobRenderer {
   }
 
   /** Renders every event of `events` until `done`; returns how the job ended. */
-  async render(events: AsyncIterable<JobEvent>): Promise<JobOutcome> {
+  async render(events: AsyncIterable<JobEvent> & { onLink?(listener: (status: LinkStatus) => void): () => void }): Promise<JobOutcome> {
+    const unsubscribe = events.onLink?.((status) => this.showLink(status));
     try {
       for await (const { event } of events) {
         this.handle(event);
         if (event.kind === "done") break;
       }
     } finally {
+      unsubscribe?.();
       this.streams.flush();
       for (const bar of this.bars.values()) bar.done();
     }
     return this.outcome;
+  }
+
+  private linkShown = false;
+
+  private showLink(status: LinkStatus): void {
+    this.streams.flush(); // the line goes after the output received before the drop
+    const text =
+      status.state === "reconnecting"
+        ? `reconnecting to ${status.agent} (attempt ${status.attempt} of ${status.of})...`
+        : `reconnected to ${status.agent} (attempt ${status.attempt}); output continues where it stopped`;
+    this.ctx.display(bundleValue({ "text/plain": text }), { displayId: `farlab-remote-${this.jobId}-link`, update: this.linkShown });
+    this.linkShown = true;
   }
 
   private handle(event: JobEventBody): void {

@@ -37,6 +37,9 @@ const LIVE_FAILURE_LINES = 10;
 /** Failures whose tracebacks the cell's error shows. */
 const ERROR_TRACEBACKS = 3;
 
+/** The options that fix a session's language and resources. */
+const SESSION_SETTINGS = ["lang", "gpu", "cpu", "memory", "image", "backend", "volumes", "secrets"];
+
 const FN_NAME = /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$/;
 
 /** One input's failure, as a value (--return-exceptions) in the result array. */
@@ -228,6 +231,7 @@ async function runMap(magic: ParsedMagic, ctx: MagicContext, registry: AgentRegi
       type: "map",
       session: plan.session,
       fn,
+      sessionSettingsFromName: !SESSION_SETTINGS.some((key) => key in magic.options),
       workers: typeof magic.options.workers === "number" ? magic.options.workers : undefined,
       retries: typeof magic.options.retries === "number" ? magic.options.retries : 0,
       batch: typeof magic.options.batch === "number" ? magic.options.batch : undefined,

@@ -16,14 +16,7 @@ import { agents, type AgentRegistry } from "./agents";
 import type { AgentClient, JobStream } from "./agent-client";
 import { AgentRequestError, JobCancelledError, KeyboardInterrupt, RemoteError, SerializationError, TimeoutError } from "./errors";
 import { JobRenderer, bundleValue, type JobOutcome } from "./job-renderer";
-import {
-  REMOTE_FLAGS,
-  REMOTE_OPTIONS,
-  planRemoteRun,
-  remoteDefaults,
-  type RemoteDefaults,
-  type RemotePlan,
-} from "./remote-options";
+import { REMOTE_FLAGS, REMOTE_OPTIONS, planRemoteRun, remoteDefaults, type RemoteDefaults } from "./remote-options";
 
 export function createRemoteCellMagic(registry: AgentRegistry = agents, defaults: RemoteDefaults = remoteDefaults): MagicHandler {
   return {
@@ -63,7 +56,7 @@ async function runRemoteCell(magic: ParsedMagic, ctx: MagicContext, registry: Ag
   }
 
   const outcome = await renderWithInterrupt(client, job, ctx);
-  return finish(outcome, magic, plan, client);
+  return finishJob(outcome, { output: magic.output, timeoutMs: plan.timeoutMs }, client);
 }
 
 /** Renders the job; an interrupt of the kernel interrupts the job, and rendering goes on to done. */
@@ -80,13 +73,16 @@ async function renderWithInterrupt(client: AgentClient, job: JobStream, ctx: Mag
   }
 }
 
-/** The cell's value, or the error that ends it. */
-function finish(outcome: JobOutcome, magic: ParsedMagic, plan: RemotePlan, client: AgentClient): unknown {
+/**
+ * The cell's value, or the error that ends it. `output`: the -o variable (the JSON value is
+ * returned instead of the bundle); `timeoutMs`: the run's timeout, for the TimeoutError's text.
+ */
+export function finishJob(outcome: JobOutcome, run: { output?: string; timeoutMs?: number }, client: AgentClient): unknown {
   const session = outcome.session ? `session '${outcome.session}'` : "the session";
   switch (outcome.status) {
     case "timeout":
       throw new TimeoutError(
-        `the cell ran longer than timeout=${formatDuration(plan.timeoutMs / 1000)} and was stopped on agent '${client.name}'; ` +
+        `the cell ran longer than ${run.timeoutMs ? `timeout=${formatDuration(run.timeoutMs / 1000)}` : "its timeout"} and was stopped on agent '${client.name}'; ` +
           `${session} and its state are kept. Give more time with timeout= (e.g. timeout=2h).`,
       );
     case "interrupted":
@@ -107,9 +103,9 @@ function finish(outcome: JobOutcome, magic: ParsedMagic, plan: RemotePlan, clien
   if (outcome.status === "error") throw new RemoteError("RemoteError", "the remote cell failed without reporting an error", []);
 
   const result = outcome.result;
-  if (magic.output !== undefined) {
+  if (run.output !== undefined) {
     if (result?.valueError) {
-      throw new SerializationError(`-o ${magic.output}: the cell's value cannot be sent back as JSON: ${result.valueError}`);
+      throw new SerializationError(`-o ${run.output}: the cell's value cannot be sent back as JSON: ${result.valueError}`);
     }
     // A cell whose last line is a statement has no value: the variable becomes null, as JSON says.
     return result?.value === undefined ? null : result.value;

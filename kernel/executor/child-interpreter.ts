@@ -257,7 +257,7 @@ export class ChildInterpreter implements Interpreter {
       return;
     }
     if (name === "stderr") executor.stderrTail = (executor.stderrTail + text).slice(-4000);
-    process.stderr.write(`[farlab executor ${name}] ${text}`);
+    log.info(`${name}: ${text.trimEnd()}`);
   }
 
   private currentIo(): ExecutionIO | undefined {

@@ -4,8 +4,14 @@
  */
 const debugEnabled = /^(debug|1|true)$/i.test(process.env.FARLAB_LOG ?? "");
 
+// When whoever reads our stderr is gone (EPIPE), logging must not turn into an error of its own.
+let stderrBroken = false;
+process.stderr.on("error", () => {
+  stderrBroken = true;
+});
+
 function write(level: string, scope: string, message: string): void {
-  process.stderr.write(`[farlab ${level} ${scope}] ${message}\n`);
+  if (!stderrBroken) process.stderr.write(`[farlab ${level} ${scope}] ${message}\n`);
 }
 
 export interface Logger {

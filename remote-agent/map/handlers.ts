@@ -30,6 +30,25 @@ export function createMapHandlers(agent: Agent): Pick<HandlerTable, "map" | "map
     return pool;
   };
 
+  const existingSession = (name: string): Session | undefined => {
+    try {
+      return agent.sessions.find(name);
+    } catch {
+      return undefined;
+    }
+  };
+
+  /** Sessions whose recorded cells seem to define `fn`: a hint for "not defined" errors. */
+  const sessionsDefining = (fn: string): string[] => {
+    const name = fn.split(".")[0].replace(/[$]/g, "\\$");
+    const defines = new RegExp(`(?:^|\\n)\\s*(?:async\\s+)?(?:def|function|const|let|var|class)\\s+${name}\\b|(?:^|\\n)${name}\\s*=`);
+    return agent.sessions
+      .list()
+      .map((info) => existingSession(info.name))
+      .filter((s): s is Session => !!s && s.replay.cells.some((cell) => defines.test(cell.code)))
+      .map((s) => `'${s.name}' (lang=${s.lang})`);
+  };
+
   return {
     map(request, { connection, afterReply }) {
       if (request.session.fresh) {
@@ -38,9 +57,11 @@ export function createMapHandlers(agent: Agent): Pick<HandlerTable, "map" | "map
       if (request.session.lang === "sh") {
         throw usageError("%map needs a function of a lang=python or lang=ts session; bash cells define none");
       }
-      const session = agent.sessions.resolve(connection.clientId, request.session);
+      const session =
+        (request.sessionSettingsFromName && request.session.name && existingSession(request.session.name)) ||
+        agent.sessions.resolve(connection.clientId, request.session);
       const job = agent.createJob(session, { code: `%map ${request.fn}`, inputs: {}, wantValue: false, timeoutMs: request.timeoutMs });
-      const run = new MapRun(job, poolOf(session), request, request.workers ?? defaultWorkers(), agent.log);
+      const run = new MapRun(job, poolOf(session), request, request.workers ?? defaultWorkers(), agent.log, sessionsDefining);
       runs.set(job.id, run);
       void job.finished.then(() => runs.delete(job.id));
       agent.log(`job ${job.id}: %map ${request.fn} on ${run.workers} workers of session ${session.name}`);

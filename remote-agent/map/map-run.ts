@@ -122,6 +122,8 @@ export class MapRun {
     private readonly request: MapRequest,
     readonly workers: number,
     private readonly log: Log,
+    /** Sessions that seem to define a function of this name (for the "not defined" error). */
+    private readonly sessionsDefining: (fn: string) => string[] = () => [],
   ) {}
 
   get isOver(): boolean {
@@ -276,11 +278,14 @@ export class MapRun {
   private onResults(batch: Input[], reply: MapResults): void {
     if (reply.fnError) {
       const session = this.pool.session;
+      const elsewhere = this.sessionsDefining(this.request.fn).filter((name) => name !== `'${session.name}' (lang=${session.lang})`);
       return this.end("error", {
         ename: reply.fnError.ename,
         evalue:
-          `%map ${this.request.fn}: ${reply.fnError.evalue}. The function must be defined in session '${session.name}' ` +
-          `(lang=${session.lang}) by a %%remote cell that ran without error before this %map`,
+          `%map ${this.request.fn}: ${reply.fnError.evalue}. %map looked in session '${session.name}' (lang=${session.lang}); ` +
+          (elsewhere.length
+            ? `session ${elsewhere.join(", ")} defines it: add session=NAME to the %map`
+            : "define the function there with a %%remote cell (same session=, lang= and resources) before the %map"),
       });
     }
     const now = Date.now();

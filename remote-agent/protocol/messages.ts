@@ -85,6 +85,11 @@ const MAP_REQUESTS = [
     type: z.literal("map"),
     session: SessionRef,
     fn: z.string().min(1).max(256),
+    /**
+     * The user named the session but no language or resources: a running session of that name
+     * is used with its own settings (`%map f xs session=mc` after `%%remote lang=python session=mc`).
+     */
+    sessionSettingsFromName: z.boolean().default(false),
     workers: z.number().int().min(1).max(256).optional(),
     retries: z.number().int().min(0).max(100).default(0),
     /** Inputs per dispatch; absent = adaptive. */
@@ -254,7 +259,21 @@ const SECRET_REPLIES = [
 const base = { v: z.literal(PROTOCOL_VERSION), id: z.string().min(1).max(128) };
 
 export const Request = z.discriminatedUnion("type", [
-  z.object({ ...base, type: z.literal("hello"), client: z.object({ id: z.string(), name: z.string().optional() }) }),
+  z.object({
+    ...base,
+    type: z.literal("hello"),
+    client: z.object({
+      /** This connection's client (a kernel): default sessions are per client id. */
+      id: z.string().max(256),
+      name: z.string().max(256).optional(),
+      /**
+       * Who the client acts for, stable across kernels (e.g. its CURVE public key): jobs and named
+       * sessions belong to a user, and a user sees only their own. A ZeroMQ agent ignores this
+       * claim and uses the key the connection authenticated with.
+       */
+      user: z.string().max(256).optional(),
+    }),
+  }),
   z.object({
     ...base,
     type: z.literal("run"),

@@ -1,0 +1,74 @@
+/**
+ * Benchmark: %map against ipyparallel 7.1 (Debian's), in one run (bench/map_driver.py on
+ * Debian's jupyter_client):
+ * - 10,000 trivial inputs, farlab on 2 workers with no batch setting, against
+ *   LoadBalancedView.map on 2 engines, unchunked and with chunksize=100 (throughput ratios);
+ * - 100 inputs of 50 ms on 4 workers against the ideal 100 * 50 ms / 4 = 1.25 s.
+ *
+ *   npx tsc -p . && node scripts/bundle-runtimes.js && node dist/bench/map.js --runs 3
+ */
+import * as path from "node:path";
+import { installFarlab } from "../test/helpers/kernelspec";
+import { SYSTEM_PYTHON, describeRun, runProgram } from "../test/helpers/processes";
+import { REPO_ROOT } from "../test/helpers/repo";
+
+interface DriverReport {
+  runs: number;
+  n_trivial: number;
+  n_slow: number;
+  ipyparallel: { unchunked_s: number[]; chunked_s: number[] };
+  farlab: { trivial_s: number[]; slow_s: number[] };
+}
+
+function option(name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 && process.argv[index + 1] !== undefined ? process.argv[index + 1] : fallback;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function table(report: DriverReport): string {
+  const rate = (seconds: number) => report.n_trivial / seconds;
+  const farlab = rate(median(report.farlab.trivial_s));
+  const unchunked = rate(median(report.ipyparallel.unchunked_s));
+  const chunked = rate(median(report.ipyparallel.chunked_s));
+  const slow = median(report.farlab.slow_s);
+  const ideal = (report.n_slow * 0.05) / 4;
+  return [
+    `| ${report.n_trivial} trivial inputs, 2 workers / engines | inputs/s (median of ${report.runs}) | farlab / this |`,
+    "|---|---:|---:|",
+    `| farlab %map (adaptive batches), whole cell | ${farlab.toFixed(0)} | 1.00 |`,
+    `| ipyparallel LoadBalancedView.map, unchunked | ${unchunked.toFixed(0)} | ${(farlab / unchunked).toFixed(2)} |`,
+    `| ipyparallel LoadBalancedView.map, chunksize=100 | ${chunked.toFixed(0)} | ${(farlab / chunked).toFixed(2)} |`,
+    "",
+    `| ${report.n_slow} inputs of 50 ms, 4 workers | wall time (median) | / ideal ${ideal.toFixed(2)} s |`,
+    "|---|---:|---:|",
+    `| farlab %map, whole cell | ${slow.toFixed(3)} s | ${(slow / ideal).toFixed(2)} |`,
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  const runs = option("runs", "3");
+  const spec = await installFarlab("bench-map");
+  try {
+    const result = await runProgram(SYSTEM_PYTHON, [path.join(REPO_ROOT, "bench", "map_driver.py"), "--runs", runs], {
+      env: { ...spec.env, FARLAB_PYTHON: SYSTEM_PYTHON, FARLAB_EMBEDDED_AGENT_DIR: path.join(spec.prefix, "agent") },
+      timeoutMs: 900_000,
+    });
+    if (result.code !== 0) throw new Error(describeRun("map_driver.py", result));
+    const report = JSON.parse(result.stdout.trim().split("\n").pop()!) as DriverReport;
+    console.log(table(report));
+    console.log(`\nraw: ${JSON.stringify(report)}`);
+  } finally {
+    spec.remove();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

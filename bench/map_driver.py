@@ -1,0 +1,146 @@
+"""%map throughput against ipyparallel, measured in one run on the same machine.
+
+- farlab: the real kernel (jupyter_client), a Python session on the embedded agent, `%map` of a
+  trivial function over 10,000 inputs on 2 workers (no batch setting), and of a 50 ms function
+  over 100 inputs on 4 workers; each timed from execute_request to the cell's idle.
+- ipyparallel (Debian's python3-ipyparallel): a local ipcontroller and 2 ipengines, the same
+  10,000 inputs through LoadBalancedView.map, unchunked and with chunksize=100.
+Prints one JSON object on stdout; bench/map.ts makes the table.
+
+    /usr/bin/python3 bench/map_driver.py --runs 3
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from jupyter_client.manager import start_new_kernel
+
+TIMEOUT = 180
+N_TRIVIAL = 10_000
+N_SLOW = 100
+
+
+def inc(x):
+    return x + 1
+
+
+# ---- farlab ------------------------------------------------------------------------------------
+
+
+def run_cell(kc, code, timeout=TIMEOUT):
+    """Seconds from execute to idle; raises if the cell failed."""
+    started = time.monotonic()
+    msg_id = kc.execute(code)
+    deadline = started + timeout
+    reply = None
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "error":
+            raise RuntimeError("%r failed: %s: %s" % (code[:60], msg["content"]["ename"], msg["content"]["evalue"]))
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            elapsed = time.monotonic() - started
+            break
+    reply = kc.get_shell_msg(timeout=TIMEOUT)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return elapsed
+
+
+def bench_farlab(runs):
+    km, kc = start_new_kernel(kernel_name="farlab", startup_timeout=TIMEOUT)
+    try:
+        run_cell(kc, "0")
+        run_cell(kc, "%%remote lang=python session=bench\nimport time\ndef inc(x):\n    return x + 1\ndef nap(x):\n    time.sleep(0.05)\n    return x")
+        run_cell(kc, "const xs = Array.from({ length: %d }, (_, i) => i); const few = xs.slice(0, %d);" % (N_TRIVIAL, N_SLOW))
+        # Workers start (and replay the session's cells) on the first %map; later calls reuse them.
+        run_cell(kc, "%map inc few session=bench workers=4 -o warm")
+        trivial = [run_cell(kc, "%map inc xs session=bench workers=2 -o r") for _ in range(runs)]
+        run_cell(kc, "if (r.length !== %d || r[%d] !== %d) throw new Error('wrong results')" % (N_TRIVIAL, N_TRIVIAL - 1, N_TRIVIAL))
+        slow = [run_cell(kc, "%map nap few session=bench workers=4 -o s") for _ in range(runs)]
+        return {"trivial_s": trivial, "slow_s": slow}
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+# ---- ipyparallel -------------------------------------------------------------------------------
+
+
+def bench_ipyparallel(runs):
+    import ipyparallel as ipp
+
+    profile_dir = tempfile.mkdtemp(prefix="farlab-bench-ipp-")
+    procs = []
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        procs.append(
+            subprocess.Popen(
+                ["ipcontroller", "--profile-dir=" + profile_dir, "--ip=127.0.0.1", "--log-level=WARN"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+        )
+        connection = os.path.join(profile_dir, "security", "ipcontroller-client.json")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(os.path.join(profile_dir, "security", "ipcontroller-engine.json")):
+            if time.monotonic() > deadline or procs[0].poll() is not None:
+                raise RuntimeError("ipcontroller did not start")
+            time.sleep(0.1)  # bounded wait for a file another process writes; nothing to subscribe to
+        for _ in range(2):
+            procs.append(
+                subprocess.Popen(
+                    ["ipengine", "--profile-dir=" + profile_dir, "--log-level=WARN"],
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                )
+            )
+        rc = ipp.Client(connection, profile_dir=profile_dir)
+        rc.wait_for_engines(2, timeout=90)
+        view = rc.load_balanced_view()
+        xs = list(range(N_TRIVIAL))
+        view.map_sync(inc, xs[:100])  # warm: the function and modules reach the engines
+
+        def timed(**kwargs):
+            started = time.monotonic()
+            result = view.map(inc, xs, **kwargs).get(timeout=TIMEOUT)
+            elapsed = time.monotonic() - started
+            assert list(result) == [x + 1 for x in xs]
+            return elapsed
+
+        unchunked = [timed() for _ in range(runs)]
+        chunked = [timed(chunksize=100) for _ in range(runs)]
+        rc.close()
+        return {"unchunked_s": unchunked, "chunked_s": chunked}
+    finally:
+        for proc in reversed(procs):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(profile_dir, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    report = {"runs": args.runs, "n_trivial": N_TRIVIAL, "n_slow": N_SLOW}
+    report["ipyparallel"] = bench_ipyparallel(args.runs)
+    report["farlab"] = bench_farlab(args.runs)
+    json.dump(report, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -25,6 +25,7 @@ interface DriverReport {
   code: string;
   runs: number;
   warmup: number;
+  batch: number;
   kernels: Record<string, KernelNumbers>;
 }
 
@@ -69,7 +70,10 @@ async function main(): Promise<void> {
     );
     if (result.code !== 0) throw new Error(describeRun("local_cell_driver.py", result));
     const report = JSON.parse(result.stdout) as DriverReport;
-    console.log(`local cell benchmark: ${report.runs} runs after ${report.warmup} warm-up cells, ${starts} starts per kernel`);
+    console.log(
+      `local cell benchmark: ${report.runs} timed cells per kernel, in kernels of ${report.batch} timed cells ` +
+        `after ${report.warmup} warm-up cells each; ${starts} starts per kernel; idle RSS after the first batch`,
+    );
     console.log(table(report));
     console.log(`start-up samples (ms): farlab ${fmt(report.kernels.farlab.start_all_ms)}; tslab ${fmt(report.kernels.tslab.start_all_ms)}`);
   } finally {

@@ -23,8 +23,13 @@ import { ProcessBackend } from "./backends/process";
 import { GpuAllocator } from "./gpu/allocator";
 import { readGpuInventory } from "./gpu/inventory";
 import { StreamTransport } from "./protocol/framing";
-import { agentPublicKey, authorizeClient } from "./keys/agent-keys";
-import { ZmqListener } from "./transports/zmq-listener";
+// ZeroMQ (a native addon) is loaded only by the commands that use it (--listen, keys, authorize):
+// `serve --stdio` must run from a bundle carried without node_modules (scripts/bundle-agent.js).
+type ZmqListenerModule = typeof import("./transports/zmq-listener");
+type AgentKeysModule = typeof import("./keys/agent-keys");
+const loadZmqListener = (): ZmqListenerModule => require("./transports/zmq-listener") as ZmqListenerModule;
+const loadAgentKeys = (): AgentKeysModule => require("./keys/agent-keys") as AgentKeysModule;
+import { DEFAULT_RETENTION, parseRetention, parseSize, startJournalRetention } from "./agent/journal-retention";
 
 const DEFAULT_DATA_DIR = path.join(os.homedir(), ".local", "share", "farlab-agent");
 
@@ -34,6 +39,24 @@ interface ServeOptions {
   dataDir: string;
   interruptGraceMs?: number;
   terminateGraceMs?: number;
+  journalRetention: number;
+  journalMaxSize: number;
+}
+
+function retention(value: string): number {
+  try {
+    return parseRetention(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function size(value: string): number {
+  try {
+    return parseSize(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function milliseconds(value: string): number {
@@ -64,6 +87,8 @@ async function serve(options: ServeOptions): Promise<void> {
     interruptGraceMs: options.interruptGraceMs,
     terminateGraceMs: options.terminateGraceMs,
   });
+  // Finished jobs' journals are kept for a while (for %remote attach), then pruned.
+  startJournalRetention(path.join(dataDir, "journal"), { maxAgeMs: options.journalRetention, maxBytes: options.journalMaxSize }, log);
   log(`farlab-agent ${agent.version} serving ${options.listen ? `ZeroMQ at ${options.listen}` : "stdio"} (pid ${process.pid}, data ${dataDir}, ${gpus.devices.length} GPUs)`);
 
   let exiting = false;
@@ -79,7 +104,7 @@ async function serve(options: ServeOptions): Promise<void> {
 
   if (options.listen) {
     // Serves until SIGTERM/SIGHUP; the listening line on stderr names the real port (for port 0).
-    const listener = await ZmqListener.start({ url: options.listen, dataDir, log, serve: (t) => agent.serve(t) });
+    const listener = await loadZmqListener().ZmqListener.start({ url: options.listen, dataDir, log, serve: (t) => agent.serve(t) });
     log(`listening on ${listener.endpoint} (ZeroMQ, CURVE public key ${listener.publicKey})`);
     return;
   }
@@ -120,6 +145,8 @@ program
   .option("--data-dir <dir>", "keys, journal, sessions, volumes and secrets live here", DEFAULT_DATA_DIR)
   .option("--interrupt-grace-ms <ms>", "after SIGINT, how long a cell may take to stop before SIGTERM", milliseconds)
   .option("--terminate-grace-ms <ms>", "after SIGTERM, how long before SIGKILL", milliseconds)
+  .option("--journal-retention <duration>", "keep finished jobs' output (for %remote attach) this long: 7d, 12h, 90m", retention, DEFAULT_RETENTION.maxAgeMs)
+  .option("--journal-max-size <size>", "keep all journals under this size, oldest finished removed first: 1GiB, 500MiB", size, DEFAULT_RETENTION.maxBytes)
   .action((options: ServeOptions) => serve(options));
 
 program
@@ -127,7 +154,7 @@ program
   .description("print the agent's CURVE public key (clients pass it as server_key=); made on first use")
   .option("--data-dir <dir>", "keys, journal, sessions, volumes and secrets live here", DEFAULT_DATA_DIR)
   .action((options: { dataDir: string }) => {
-    process.stdout.write(`${agentPublicKey(path.resolve(options.dataDir))}\n`);
+    process.stdout.write(`${loadAgentKeys().agentPublicKey(path.resolve(options.dataDir))}\n`);
   });
 
 program
@@ -139,7 +166,7 @@ program
   // Z85 keys may start with '-': such a key is the argument, not an unknown option.
   .allowUnknownOption()
   .action((key: string, options: { name?: string; dataDir: string }) => {
-    process.stdout.write(`${authorizeClient(path.resolve(options.dataDir), key, options.name)}\n`);
+    process.stdout.write(`${loadAgentKeys().authorizeClient(path.resolve(options.dataDir), key, options.name)}\n`);
   });
 
 program.parseAsync(process.argv).catch((e) => {

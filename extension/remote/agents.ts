@@ -8,6 +8,7 @@
  * The default agent is the one `%remote connect ... --default` chose (also kept in agents.json
  * when the agent has a name), else agents.json's `default`, else `local`.
  */
+import * as os from "node:os";
 import { MagicUsageError } from "../magics/errors";
 import { clientKeyPair } from "../transports/client-keys";
 import { TransportError } from "../transports/errors";
@@ -116,7 +117,7 @@ export class AgentRegistry {
       client = new AgentClient(known.connector, {
         name: resolved,
         reconnectAttempts: known.reconnects ? this.reconnectAttempts : 0,
-        user: known.reconnects ? clientUser() : undefined,
+        user: known.reconnects ? clientUser() : `local:${os.userInfo().username}`,
       });
       this.clients.set(resolved, client);
     }

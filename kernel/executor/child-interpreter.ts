@@ -6,8 +6,9 @@
  *   kernel's group (Ctrl-C in a terminal) is not delivered to it twice; the kernel forwards it.
  * - Its raw stdout/stderr pipes (native code, subprocesses) become stream output of the running
  *   cell, or of the last cell when nothing runs (a timer in user code printing later).
- * - Interrupt = SIGINT to the child. If a running cell has not unwound within the grace period,
- *   or the child dies, the child is killed and replaced, and the cell ends with KernelRestarted.
+ * - Interrupt = SIGINT to the child. If its SIGINT handler has not answered (interrupt_received or
+ *   interrupted) within the grace period, its event loop is stuck: the child is killed and
+ *   replaced, and the cell ends with KernelRestarted. So does a child that dies.
  * - Start-up is lazy: `warmUp()` forks in the background, requests wait for the child's "ready",
  *   so the protocol server answers kernel_info before the TypeScript compiler has loaded.
  */
@@ -227,6 +228,7 @@ export class ChildInterpreter implements Interpreter {
       case "is_complete_done":
         this.settle(message.id, message.result);
         return;
+      case "interrupt_received": // its event loop is alive and the cell is unwinding (a remote cell may take a while)
       case "interrupted":
         this.clearInterruptTimer();
         return;

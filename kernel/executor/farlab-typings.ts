@@ -41,6 +41,8 @@ export function farlabTypings(): Record<string, string> {
     `export declare class Figure {\n` +
     `  constructor(spec: { data: unknown[]; layout?: unknown; config?: unknown }, options?: PlotlyOptions);\n` +
     `  readonly data: unknown[];\n  readonly layout: unknown;\n  readonly config: unknown;\n}\n` +
-    `declare global {\n  /** farlab's display API (also \`import { display } from "farlab"\`). */\n  const display: DisplayApi;\n}\n`;
+    `declare global {\n  /** farlab's display API (also \`import { display } from "farlab"\`). */\n  const display: DisplayApi;\n` +
+    `  /** Ask the user for a line of input through the frontend (Jupyter stdin); password hides it. */\n` +
+    `  function input(prompt?: string, options?: { password?: boolean }): Promise<string>;\n}\n`;
   return files;
 }

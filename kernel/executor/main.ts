@@ -117,6 +117,13 @@ const display = createDisplayApi({
 });
 Object.defineProperty(globalThis, "display", { value: display, writable: true, configurable: true, enumerable: false });
 
+/** Local cells ask the frontend for input like Python's input(); only while a cell runs. */
+function input(prompt = "", options: { password?: boolean } = {}): Promise<string> {
+  if (!running) return Promise.reject(new Error("input() can only be used while a cell is running"));
+  return requestInput(running.id, String(prompt), options.password === true);
+}
+Object.defineProperty(globalThis, "input", { value: input, writable: true, configurable: true, enumerable: false });
+
 const engine = new TypeScriptEngine({
   modules: {
     farlab: createFarlabModule(display),

@@ -4,8 +4,8 @@
  * Each kernel is one session. Its cells are kept in memory and appended to a JSON-lines file
  * `session-<N>.jsonl` under ~/.local/share/farlab/history (FARLAB_HISTORY_DIR overrides), so a
  * new kernel sees earlier sessions. A session number is claimed by creating its file exclusively,
- * so two kernels started together never share one. Earlier sessions are read on the first
- * history request only, to keep start-up fast.
+ * so two kernels started together never share one. The number is claimed when the first cell is
+ * recorded and earlier sessions are read on the first history request, to keep start-up fast.
  */
 import { appendFileSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
@@ -39,14 +39,17 @@ export function defaultHistoryDir(): string {
 const SESSION_FILE = /^session-(\d+)\.jsonl$/;
 
 export class HistoryStore {
-  readonly session: number;
+  private claimed: number | undefined;
   private readonly current: HistoryEntry[] = [];
   private earlier: HistoryEntry[] | undefined;
   private file: string | undefined;
 
-  /** dir undefined: memory only (nothing read or written). */
-  constructor(private readonly dir: string | undefined = defaultHistoryDir()) {
-    this.session = this.claimSession();
+  /** dir undefined: memory only (nothing read or written). Nothing is touched before first use. */
+  constructor(private readonly dir: string | undefined = defaultHistoryDir()) {}
+
+  /** This kernel's session number, claimed on first use (a kernel that runs no cell leaves no file). */
+  get session(): number {
+    return (this.claimed ??= this.claimSession());
   }
 
   record(line: number, source: string): void {
@@ -67,7 +70,8 @@ export class HistoryStore {
   }
 
   private select(query: HistoryQuery): HistoryEntry[] {
-    const all = [...this.loadEarlier(), ...this.current];
+    // Sessions of kernels that ran beside this one may have higher numbers: order by (session, line).
+    const all = [...this.loadEarlier(), ...this.current].sort((a, b) => a.session - b.session || a.line - b.line);
     switch (query.kind) {
       case "tail":
         return query.n > 0 ? all.slice(-query.n) : [];

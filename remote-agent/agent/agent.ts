@@ -94,7 +94,8 @@ export class Agent {
 
   /** Makes a job in `session`; it is queued by the caller once the client knows its id. */
   createJob(session: Session, request: JobRequest): Job {
-    const job = new Job(session.name, request, this.journal);
+    // A job belongs to its session's user (./ownership.ts), whichever handler made it.
+    const job = new Job(session.name, { ...request, owner: request.owner ?? this.sessions.ownerOfSessionObject(session) }, this.journal);
     this.jobs.set(job.id, { job, session });
     void job.finished.then(() => {
       this.forgetOldJobs();
@@ -107,8 +108,9 @@ export class Agent {
     return this.jobs.get(jobId);
   }
 
-  jobInfos(): JobInfo[] {
-    return [...this.jobs.values()].map(({ job }) => job.info());
+  /** Jobs in memory (all, or the owner's). */
+  jobInfos(owner?: string): JobInfo[] {
+    return [...this.jobs.values()].filter(({ job }) => owner === undefined || job.owner === owner).map(({ job }) => job.info());
   }
 
   async gpuInfos(): Promise<GpuInfo[]> {

@@ -2,6 +2,7 @@
  * One client connection: who it is (from `hello`), the jobs it follows, and the one way out to
  * its transport. A connection that went away just stops receiving; its jobs keep running.
  */
+import { randomUUID } from "node:crypto";
 import type { Transport } from "../protocol/framing";
 import type { ErrorCode, FromAgent, ReplyBody } from "../protocol/messages";
 import type { Follower } from "./job";
@@ -9,6 +10,8 @@ import type { Follower } from "./job";
 export class Connection {
   /** Set by `hello`; requests before it count as this anonymous client. */
   clientId = "anonymous";
+  /** The user this connection acts for (./ownership.ts); until `hello`, a user of its own. */
+  owner = `connection:${randomUUID()}`;
   private closed = false;
   private readonly follows = new Map<string, () => void>(); // jobId -> unfollow
 

@@ -7,14 +7,24 @@ import type { Agent } from "./agent";
 import type { HandlerTable } from "./dispatcher";
 import { notFound } from "./errors";
 import { followForeignJob } from "./journal-follow";
+import { journalJobsOf, journalOwnedBy, ownerOfClient } from "./ownership";
 import { createVolumeHandlers } from "../volumes/handlers";
 import { createMapHandlers } from "../map/handlers";
 
+/** Recent jobs `jobs` lists from the journal beside those in memory. */
+const JOURNAL_JOBS_LISTED = 50;
+
 export function createHandlers(agent: Agent): HandlerTable {
-  const liveJob = (jobId: string) => {
+  // Isolation (./ownership.ts): a connection finds only its own user's jobs and sessions; anyone
+  // else's are "not found", exactly like jobs that do not exist.
+  const ownJob = (jobId: string, owner: string) => {
     const found = agent.findJob(jobId);
+    return found && found.job.owner === owner ? found : undefined;
+  };
+  const liveJob = (jobId: string, owner: string) => {
+    const found = ownJob(jobId, owner);
     if (found) return found;
-    if (agent.journal.ownedByLiveAgent(jobId)) {
+    if (journalOwnedBy(agent.journal, jobId, owner) && agent.journal.ownedByLiveAgent(jobId)) {
       throw notFound(`job '${jobId}' is run by another agent process on this host; \`%remote attach ${jobId}\` follows it, but it cannot be stopped from this connection`);
     }
     throw notFound(`no running or recent job '${jobId}'; \`%remote jobs\` lists them`);
@@ -26,6 +36,8 @@ export function createHandlers(agent: Agent): HandlerTable {
 
     hello(request, { connection }) {
       connection.clientId = request.client.id;
+      connection.owner = ownerOfClient(request.client);
+      agent.sessions.bindClient(request.client.id, connection.owner);
       agent.log(`client ${request.client.id}${request.client.name ? ` (${request.client.name})` : ""} said hello`);
       return { of: "hello", agentVersion: agent.version, protocol: PROTOCOL_VERSION, backend: agent.backendName, agentId: agent.id };
     },
@@ -53,27 +65,27 @@ export function createHandlers(agent: Agent): HandlerTable {
       return { of: "run", jobId: job.id };
     },
 
-    interrupt(request) {
-      const { job, session } = liveJob(request.jobId);
+    interrupt(request, { connection }) {
+      const { job, session } = liveJob(request.jobId, connection.owner);
       void session.stopJob(job, "interrupted").catch((e) => agent.log(`interrupt ${job.id}: ${(e as Error).stack}`));
       return { of: "interrupt" };
     },
 
-    cancel(request) {
-      const { job, session } = liveJob(request.jobId);
+    cancel(request, { connection }) {
+      const { job, session } = liveJob(request.jobId, connection.owner);
       void session.stopJob(job, "cancelled").catch((e) => agent.log(`cancel ${job.id}: ${(e as Error).stack}`));
       return { of: "cancel" };
     },
 
     attach(request, { connection, afterReply }) {
-      const found = agent.findJob(request.jobId);
+      const found = ownJob(request.jobId, connection.owner);
       if (found) {
         afterReply(() => connection.follow(found.job.id, (deliver) => found.job.follow(request.fromSeq, deliver)));
         return { of: "attach", jobId: found.job.id, lastSeq: found.job.lastSeq };
       }
       // A job of another agent process on this data dir (still running, or long done): the
       // journal is the meeting point.
-      const events = agent.journal.read(request.jobId);
+      const events = journalOwnedBy(agent.journal, request.jobId, connection.owner) ? agent.journal.read(request.jobId) : [];
       if (events.length === 0) throw notFound(`no job '${request.jobId}' on this agent; \`%remote jobs\` lists them`);
       afterReply(() =>
         connection.follow(request.jobId, (deliver) => followForeignJob(agent.journal, request.jobId, request.fromSeq, deliver)),
@@ -81,40 +93,42 @@ export function createHandlers(agent: Agent): HandlerTable {
       return { of: "attach", jobId: request.jobId, lastSeq: events[events.length - 1].seq };
     },
 
-    ack(request) {
-      const found = agent.findJob(request.jobId);
+    ack(request, { connection }) {
+      const found = ownJob(request.jobId, connection.owner);
       if (found) found.job.ackedSeq = Math.max(found.job.ackedSeq, request.seq);
-      else if (!agent.journal.exists(request.jobId)) throw notFound(`no job '${request.jobId}' on this agent`);
+      else if (!journalOwnedBy(agent.journal, request.jobId, connection.owner)) throw notFound(`no job '${request.jobId}' on this agent`);
       return { of: "ack" };
     },
 
-    jobs() {
-      return { of: "jobs", jobs: agent.jobInfos() };
+    jobs(_request, { connection }) {
+      const inMemory = agent.jobInfos(connection.owner);
+      const known = new Set(inMemory.map((job) => job.jobId));
+      return { of: "jobs", jobs: [...inMemory, ...journalJobsOf(agent.journal, connection.owner, known, JOURNAL_JOBS_LISTED)] };
     },
 
-    async status() {
+    async status(_request, { connection }) {
       return {
         of: "status",
         agentId: agent.id,
         agentVersion: agent.version,
         backend: agent.backendName,
         gpus: await agent.gpuInfos(),
-        sessions: agent.sessions.list(),
-        jobs: agent.jobInfos(),
+        sessions: agent.sessions.list(connection.owner),
+        jobs: agent.jobInfos(connection.owner),
       };
     },
 
-    sessions() {
-      return { of: "sessions", sessions: agent.sessions.list() };
+    sessions(_request, { connection }) {
+      return { of: "sessions", sessions: agent.sessions.list(connection.owner) };
     },
 
-    async session_stop(request) {
-      await agent.sessions.find(request.name).stop();
+    async session_stop(request, { connection }) {
+      await agent.sessions.find(request.name, connection.owner).stop();
       return { of: "session_stop" };
     },
 
-    async session_restart(request) {
-      await agent.sessions.find(request.name).restart();
+    async session_restart(request, { connection }) {
+      await agent.sessions.find(request.name, connection.owner).restart();
       return { of: "session_restart" };
     },
   };

@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { JobEvent, JobEventBody, JobInfo } from "../protocol/messages";
 import type { Journal, JournalWriter } from "./journal";
+import { writeJobMeta } from "./ownership";
 
 /** How long output may wait to be joined with the next write, and how much may be joined. */
 const STREAM_FLUSH_MS = 20;
@@ -16,6 +17,8 @@ export type DoneStatus = Extract<JobEventBody, { kind: "done" }>["status"];
 export type Follower = (event: JobEvent) => void;
 
 export interface JobRequest {
+  /** The user whose job it is (./ownership.ts); absent: no one's (not listed, not attachable). */
+  owner?: string;
   code: string;
   inputs: Record<string, unknown>;
   wantValue: boolean;
@@ -50,6 +53,8 @@ export class Job {
     private readonly journal: Journal,
   ) {
     this.writer = journal.openWriter(this.id);
+    // Whose job it is, beside the journal and before any event (./ownership.ts).
+    if (request.owner) writeJobMeta(journal, this.id, { owner: request.owner, session, codePreview: preview(request.code), createdAt: this.createdAt });
     this.finishedPromise = new Promise((resolve) => (this.resolveFinished = resolve));
   }
 
@@ -122,6 +127,10 @@ export class Job {
     if (this.done) return () => undefined;
     this.followers.add(follower);
     return () => this.followers.delete(follower);
+  }
+
+  get owner(): string | undefined {
+    return this.request.owner;
   }
 
   info(): JobInfo {

@@ -32,20 +32,35 @@ export interface SessionManagerOptions {
 }
 
 export class SessionManager {
-  private readonly sessions = new Map<string, Session>(); // by name
+  /** By owner and name (sessionKey): two users may both have a session called "mc". */
+  private readonly sessions = new Map<string, Session>();
+  private readonly ownerOfSession = new Map<Session, string>();
+  /** Which user each client (kernel) acts for, from its `hello` (./ownership.ts). */
+  private readonly clientOwners = new Map<string, string>();
 
   constructor(private readonly options: SessionManagerOptions) {}
+
+  /** Records which user `client` acts for: its sessions are that user's. */
+  bindClient(client: string, owner: string): void {
+    this.clientOwners.set(client, owner);
+  }
+
+  /** The user a client acts for (a client that never said who is a user of its own). */
+  ownerOf(client: string): string {
+    return this.clientOwners.get(client) ?? `client:${client}`;
+  }
 
   /** The session `ref` names for `client`, made if needed. Throws AgentError("usage") when it cannot run here. */
   resolve(client: string, ref: SessionRef): Session {
     this.checkRunnable(ref);
+    const owner = this.ownerOf(client);
     if (ref.fresh) {
       if (ref.name) throw usageError(`--fresh runs in a throwaway session and cannot be combined with session=${ref.name}`);
-      return this.create(`fresh-${randomBytes(4).toString("hex")}`, ref, true);
+      return this.create(`fresh-${randomBytes(4).toString("hex")}`, ref, true, owner);
     }
     const name = ref.name ?? defaultSessionName(client, ref);
-    const existing = this.sessions.get(name);
-    if (!existing) return this.create(name, ref, false);
+    const existing = this.sessions.get(sessionKey(owner, name));
+    if (!existing) return this.create(name, ref, false, owner);
     if (ref.name && (existing.lang !== ref.lang || stableJson(existing.resources) !== stableJson(ref.resources))) {
       throw usageError(
         `session '${name}' is running with ${describeSettings(existing.lang, existing.resources)}, and a session's ` +
@@ -57,24 +72,35 @@ export class SessionManager {
     return existing;
   }
 
-  find(name: string): Session {
-    const session = this.sessions.get(name);
+  /** The user a session belongs to. */
+  ownerOfSessionObject(session: Session): string | undefined {
+    return this.ownerOfSession.get(session);
+  }
+
+  /** The owner's session `name` (without an owner: any session of that name). */
+  find(name: string, owner?: string): Session {
+    const session =
+      owner === undefined ? [...this.sessions.values()].find((s) => s.name === name) : this.sessions.get(sessionKey(owner, name));
     if (!session) {
-      const names = [...this.sessions.keys()];
+      const names = this.list(owner).map((info) => info.name);
       throw notFound(`no session named '${name}'; ${names.length ? `sessions: ${names.join(", ")}` : "there are no sessions"}`);
     }
     return session;
   }
 
-  list(): SessionInfo[] {
-    return [...this.sessions.values()].map((session) => session.info());
+  /** The owner's sessions (without an owner: all). */
+  list(owner?: string): SessionInfo[] {
+    return [...this.sessions.values()]
+      .filter((session) => owner === undefined || this.ownerOfSession.get(session) === owner)
+      .map((session) => session.info());
   }
 
   async stopAll(): Promise<void> {
     await Promise.all([...this.sessions.values()].map((session) => session.stop()));
   }
 
-  private create(name: string, ref: SessionRef, fresh: boolean): Session {
+  private create(name: string, ref: SessionRef, fresh: boolean, owner: string): Session {
+    const key = sessionKey(owner, name);
     const session = new Session({
       name,
       lang: ref.lang,
@@ -88,11 +114,13 @@ export class SessionManager {
       volumes: this.options.volumes,
       secrets: this.options.secrets,
       onStopped: (stopped) => {
-        if (this.sessions.get(stopped.name) === stopped) this.sessions.delete(stopped.name);
+        if (this.sessions.get(key) === stopped) this.sessions.delete(key);
+        this.ownerOfSession.delete(stopped);
         this.options.volumes?.release(stopped.name);
       },
     });
-    this.sessions.set(name, session);
+    this.sessions.set(key, session);
+    this.ownerOfSession.set(session, owner);
     this.options.log(`session ${name}: created (${describeSettings(ref.lang, ref.resources)}${fresh ? ", fresh" : ""})`);
     return session;
   }
@@ -123,6 +151,10 @@ export class SessionManager {
       if (never) throw usageError(never);
     }
   }
+}
+
+function sessionKey(owner: string, name: string): string {
+  return `${owner}\n${name}`;
 }
 
 /** "python-3fa9c1": readable, and distinct per (client, lang, resources). */

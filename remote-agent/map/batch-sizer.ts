@@ -24,7 +24,8 @@ export class BatchSizer {
   /** Size of the next batch; `fairShare` caps it near the end (inputs left / workers). */
   next(fairShare: number): number {
     if (this.fixed !== undefined) return this.fixed;
-    let size = this.last === 0 ? 1 : this.last * 2;
+    // Unmeasured inputs go one at a time: they may be slow.
+    let size = this.perItemMs === undefined ? 1 : this.last * 2;
     if (this.perItemMs !== undefined && this.perItemMs > 0) size = Math.min(size, Math.floor(TARGET_BATCH_MS / this.perItemMs));
     size = Math.max(1, Math.min(size, MAX_BATCH, Math.max(1, fairShare)));
     this.last = size;

@@ -199,7 +199,7 @@ export class MapRun {
     const outstanding = new Set<Promise<void>>();
     try {
       while (!this.isOver && !worker.dead) {
-        while (outstanding.size < (sizer.pipelined ? 2 : 1)) {
+        while (outstanding.size < this.depth(sizer)) {
           const batch = this.take(sizer);
           if (!batch) break;
           const sent: Promise<void> = this.send(worker, sizer, batch).finally(() => {
@@ -217,6 +217,15 @@ export class MapRun {
       this.live.delete(worker);
       worker.output = undefined;
     }
+  }
+
+  /**
+   * Batches kept on one worker: two (the next waits in the runtime's inbox, hiding the round
+   * trip) for quick inputs, or while plenty of inputs are queued; one near the end of slow
+   * inputs, so none waits behind another while a worker idles.
+   */
+  private depth(sizer: BatchSizer): number {
+    return sizer.pipelined || this.held() + this.solo.length + this.waitingRetry.length > 2 * this.live.size ? 2 : 1;
   }
 
   /** The next batch for a worker, or undefined when nothing is ready. */

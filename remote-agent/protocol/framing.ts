@@ -106,6 +106,13 @@ export class FrameDecoder {
   private discarding = 0;
   /** Out of step after an absurd header length: searching for the next frame start. */
   private resyncing = false;
+  /**
+   * Chunks that arrived while a frame was still incomplete, joined only once `needed` bytes are
+   * there: a 1 MiB payload arriving in 32 KiB pieces is copied once, not 32 times over.
+   */
+  private parked: Buffer[] = [];
+  private parkedBytes = 0;
+  private needed = 0;
 
   constructor(
     private readonly maxHeader = MAX_HEADER_BYTES,
@@ -113,7 +120,16 @@ export class FrameDecoder {
   ) {}
 
   push(chunk: Buffer): Incoming[] {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    if (this.buffer.length + this.parkedBytes + chunk.length < this.needed) {
+      this.parked.push(chunk);
+      this.parkedBytes += chunk.length;
+      return [];
+    }
+    const parts = [this.buffer, ...this.parked, chunk].filter((part) => part.length > 0);
+    this.buffer = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    this.parked = [];
+    this.parkedBytes = 0;
+    this.needed = 0;
     const out: Incoming[] = [];
     for (;;) {
       if (this.discarding > 0) {
@@ -123,7 +139,10 @@ export class FrameDecoder {
         if (this.discarding > 0) break;
       }
       if (this.resyncing && !this.seekFrameStart()) break;
-      if (this.buffer.length < PREFIX_BYTES) break;
+      if (this.buffer.length < PREFIX_BYTES) {
+        this.needed = PREFIX_BYTES;
+        break;
+      }
       const headerLength = this.buffer.readUInt32BE(0);
       const payloadLength = this.buffer.readUInt32BE(4);
 
@@ -144,7 +163,10 @@ export class FrameDecoder {
         continue;
       }
 
-      if (this.buffer.length < PREFIX_BYTES + headerLength) break;
+      if (this.buffer.length < PREFIX_BYTES + headerLength) {
+        this.needed = PREFIX_BYTES + headerLength;
+        break;
+      }
       const header = parseHeader(this.buffer.subarray(PREFIX_BYTES, PREFIX_BYTES + headerLength));
 
       if (this.resyncing) {
@@ -170,9 +192,14 @@ export class FrameDecoder {
       }
 
       const frameLength = PREFIX_BYTES + headerLength + payloadLength;
-      if (this.buffer.length < frameLength) break;
-      const payload =
-        payloadLength > 0 ? Buffer.from(this.buffer.subarray(PREFIX_BYTES + headerLength, frameLength)) : undefined;
+      if (this.buffer.length < frameLength) {
+        this.needed = frameLength;
+        break;
+      }
+      // A view when the frame is the whole buffer (the usual case for a large payload), else a
+      // copy, so a small payload never keeps a large buffer alive.
+      const payloadView = this.buffer.subarray(PREFIX_BYTES + headerLength, frameLength);
+      const payload = payloadLength === 0 ? undefined : frameLength === this.buffer.length ? payloadView : Buffer.from(payloadView);
       this.buffer = this.buffer.subarray(frameLength);
       out.push(
         header.ok
@@ -213,6 +240,8 @@ export class FrameDecoder {
  */
 export class StreamTransport implements Transport {
   private closed = false;
+  /** One wait for 'drain' shared by every sender held back (not one listener per send). */
+  private drained?: Promise<void>;
 
   constructor(
     private readonly input: Readable,
@@ -228,16 +257,23 @@ export class StreamTransport implements Transport {
     if (this.closed || this.output.destroyed || this.output.writableEnded) {
       throw new Error("the connection is closed");
     }
-    if (!this.output.write(encodeFrame(header, payload))) {
-      await new Promise<void>((resolve) => {
+    // A payload is written as its own buffer: no copy of a 1 MiB chunk into the frame.
+    const head = encodeFrame(header);
+    head.writeUInt32BE(payload?.length ?? 0, 4);
+    let ok = this.output.write(head);
+    if (payload && payload.length > 0) ok = this.output.write(payload);
+    if (!ok) {
+      this.drained ??= new Promise<void>((resolve) => {
         const done = () => {
           this.output.off("drain", done);
           this.output.off("close", done);
+          this.drained = undefined;
           resolve();
         };
         this.output.on("drain", done);
         this.output.on("close", done);
       });
+      await this.drained;
     }
   }
 

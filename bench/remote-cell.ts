@@ -1,0 +1,134 @@
+/**
+ * Benchmark: `%%remote` through the real kernel and the embedded agent, against ipykernel +
+ * ipyparallel 7.1's `%%px` on one local engine (Debian's), in one run through the same client
+ * (bench/remote_cell_driver.py on Debian's jupyter_client):
+ * - warm round trip of a trivial cell (`1+1`, TypeScript and Python) vs `%%px 1+1` (goal <= 0.5x at p50);
+ * - cold session start: execute_request -> first stream message of a new named session, and of `--fresh`;
+ * - a Python cell printing 100 MB: kernel + executor RSS growth (goal <= 50 MiB), iopub messages
+ *   per second, how much of it reached the notebook (the per-cell cap of docs/remote-magics.md).
+ *
+ *   npx tsc -p . && node scripts/bundle-runtimes.js && node dist/bench/remote-cell.js --runs 50
+ */
+import * as path from "node:path";
+import { installFarlab } from "../test/helpers/kernelspec";
+import { SYSTEM_PYTHON, describeRun, runProgram } from "../test/helpers/processes";
+import { REPO_ROOT } from "../test/helpers/repo";
+
+interface Summary {
+  p50_ms: number;
+  p95_ms: number;
+  n: number;
+}
+
+interface Flood {
+  megabytes: number;
+  cell_s: number;
+  iopub_messages: number;
+  stream_messages: number;
+  stream_chars_delivered: number;
+  messages_per_s: number;
+  kernel_rss_before_mib: number;
+  kernel_peak_growth_mib: number;
+  kernel_growth_after_mib: number;
+  agent_peak_growth_mib: number;
+  peak_from: string;
+}
+
+interface Cold {
+  first_output: Summary;
+  cell: Summary;
+  fresh_first_output_ms: number;
+}
+
+interface DriverReport {
+  runs: number;
+  cold: number;
+  cpus: number;
+  load_before: string[];
+  load_after: string[];
+  px: { warm: Summary };
+  farlab: { warm_ts: Summary; warm_python: Summary; cold_python: Cold; cold_ts: Cold; flood: Flood };
+}
+
+/** Below this many MiB of growth, the kernel side meets the goal for the 100 MB cell. */
+const FLOOD_GOAL_MIB = 50;
+/** Goal for a warm round trip, as a fraction of %%px at p50. */
+const WARM_GOAL_RATIO = 0.5;
+
+function option(name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 && process.argv[index + 1] !== undefined ? process.argv[index + 1] : fallback;
+}
+
+const ms = (value: number) => `${value.toFixed(1)} ms`;
+const ratio = (a: number, b: number) => (a / b).toFixed(2);
+
+function table(report: DriverReport): string {
+  const px = report.px.warm;
+  const { warm_ts: ts, warm_python: py, cold_python: coldPy, cold_ts: coldTs, flood } = report.farlab;
+  const warmRow = (label: string, s: Summary) =>
+    `| ${label} | ${ms(s.p50_ms)} | ${ms(s.p95_ms)} | ${ratio(s.p50_ms, px.p50_ms)} | ${ratio(s.p95_ms, px.p95_ms)} | ${
+      s.p50_ms / px.p50_ms <= WARM_GOAL_RATIO ? "met" : "missed"
+    } |`;
+  const coldRow = (label: string, c: Cold) =>
+    `| ${label} | ${ms(c.first_output.p50_ms)} | ${ms(c.first_output.p95_ms)} | ${ms(c.cell.p50_ms)} | ${ms(c.fresh_first_output_ms)} | ${ratio(
+      c.first_output.p50_ms,
+      px.p50_ms,
+    )} |`;
+  return [
+    `warm round trip, execute_request -> idle (${report.runs} cells after warm-up)`,
+    "",
+    "| cell | p50 | p95 | p50 / %%px | p95 / %%px | goal <= 0.5x at p50 |",
+    "|---|---:|---:|---:|---:|---|",
+    `| ipykernel + ipyparallel \`%%px --block 1+1\`, 1 local engine | ${ms(px.p50_ms)} | ${ms(px.p95_ms)} | 1.00 | 1.00 | baseline |`,
+    warmRow("farlab `%%remote lang=ts 1+1`", ts),
+    warmRow("farlab `%%remote lang=python 1+1`", py),
+    "",
+    `cold session start, execute_request -> first stream message (${report.cold} new named sessions each)`,
+    "",
+    "| runtime | first output p50 | p95 | whole cell p50 | `--fresh` first output | first output p50 / warm %%px |",
+    "|---|---:|---:|---:|---:|---:|",
+    coldRow("python", coldPy),
+    coldRow("ts", coldTs),
+    "",
+    `a Python cell printing ${flood.megabytes} MB (1 MB writes of 100-byte lines)`,
+    "",
+    "| measure | value | goal | value / goal |",
+    "|---|---:|---:|---:|",
+    `| kernel + executor RSS, peak growth | ${flood.kernel_peak_growth_mib.toFixed(1)} MiB | <= ${FLOOD_GOAL_MIB} MiB | ${ratio(
+      flood.kernel_peak_growth_mib,
+      FLOOD_GOAL_MIB,
+    )} |`,
+    `| kernel + executor RSS, growth left after the cell | ${flood.kernel_growth_after_mib.toFixed(1)} MiB | | |`,
+    `| embedded agent + runtime RSS, peak growth (not the kernel's) | ${flood.agent_peak_growth_mib.toFixed(1)} MiB | | |`,
+    `| whole cell | ${flood.cell_s.toFixed(2)} s | | |`,
+    `| iopub messages (stream ${flood.stream_messages}) | ${flood.iopub_messages} | | |`,
+    `| iopub messages per second | ${flood.messages_per_s.toFixed(1)} | | |`,
+    `| stream text delivered to the notebook | ${(flood.stream_chars_delivered / 1024 / 1024).toFixed(2)} MiB of ${flood.megabytes} MB | cap 1 MiB | |`,
+    "",
+    `peak RSS from: ${flood.peak_from}; kernel + executor RSS before the cell: ${flood.kernel_rss_before_mib.toFixed(1)} MiB`,
+    `machine: ${report.cpus} CPUs, load average ${report.load_before.join(" ")} before, ${report.load_after.join(" ")} after`,
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  const spec = await installFarlab("bench-remote");
+  try {
+    const args = ["--runs", option("runs", "50"), "--warmup", option("warmup", "5"), "--cold", option("cold", "3"), "--flood-mb", option("flood-mb", "100")];
+    const result = await runProgram(SYSTEM_PYTHON, [path.join(REPO_ROOT, "bench", "remote_cell_driver.py"), ...args], {
+      env: { ...spec.env, FARLAB_PYTHON: SYSTEM_PYTHON, FARLAB_EMBEDDED_AGENT_DIR: path.join(spec.prefix, "agent") },
+      timeoutMs: 30 * 60_000,
+    });
+    if (result.code !== 0) throw new Error(describeRun("remote_cell_driver.py", result));
+    const report = JSON.parse(result.stdout.trim().split("\n").pop()!) as DriverReport;
+    console.log(table(report));
+    console.log(`\nraw: ${JSON.stringify(report)}`);
+  } finally {
+    spec.remove();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,344 @@
+"""%%remote round trips, cold session starts and a 100 MB output flood, measured through Debian's
+jupyter_client in one run, against ipykernel + ipyparallel's `%%px` on one local engine.
+Prints one JSON object on stdout (the last line); bench/remote-cell.ts makes the table.
+
+    /usr/bin/python3 bench/remote_cell_driver.py --runs 50 --cold 3
+
+Environment: JUPYTER_PATH must hold the farlab kernelspec (`farlab install --prefix DIR`);
+FARLAB_EMBEDDED_AGENT_DIR should be a temporary folder (the agent's journal lands there).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from jupyter_client.manager import start_new_kernel
+
+TIMEOUT = 300
+# ipykernel's debugger otherwise warns on stderr about frozen modules at every start.
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+
+def log(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+# ---- one cell through jupyter_client ------------------------------------------------------------
+
+
+class CellRun:
+    """What a cell sent on iopub, timed from execute_request."""
+
+    def __init__(self):
+        self.elapsed = 0.0
+        self.first_stream_s = None
+        self.messages = 0
+        self.stream_messages = 0
+        self.stream_chars = 0
+        self.outputs = []  # text/plain of execute_result / display_data, and stream text (first 200 chars)
+        self.error = None
+
+
+def run_cell(kc, code, timeout=TIMEOUT, during=None):
+    """Runs `code`; returns a CellRun once the kernel is idle again and the reply is in.
+    `during` (optional) is called with the elapsed seconds at every iopub message."""
+    run = CellRun()
+    started = time.perf_counter()
+    msg_id = kc.execute(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        now = time.perf_counter() - started
+        kind = msg["msg_type"]
+        if kind == "status":
+            if msg["content"]["execution_state"] == "idle":
+                run.elapsed = now
+                break
+            continue
+        run.messages += 1
+        if kind == "stream":
+            run.stream_messages += 1
+            run.stream_chars += len(msg["content"]["text"])
+            if run.first_stream_s is None:
+                run.first_stream_s = now
+            if len(run.outputs) < 20:
+                run.outputs.append(msg["content"]["text"][:200])
+        elif kind in ("execute_result", "display_data"):
+            run.outputs.append(msg["content"]["data"].get("text/plain", ""))
+        elif kind == "error":
+            run.error = "%s: %s" % (msg["content"]["ename"], msg["content"]["evalue"])
+        if during:
+            during(now)
+    reply = kc.get_shell_msg(timeout=TIMEOUT)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=TIMEOUT)
+    if run.error is None and reply["content"]["status"] != "ok":
+        run.error = str(reply["content"])
+    return run
+
+
+def checked(kc, code, expect=None, timeout=TIMEOUT):
+    """run_cell that fails loudly when the cell fails or `expect` is not among its outputs."""
+    run = run_cell(kc, code, timeout)
+    if run.error:
+        raise RuntimeError("%r failed: %s" % (code[:80], run.error))
+    if expect is not None and not any(expect in out for out in run.outputs):
+        raise RuntimeError("%r: expected %r in the outputs, got %r" % (code[:80], expect, run.outputs))
+    return run
+
+
+def timed_cells(kc, code, expect, warmup, runs):
+    for _ in range(warmup):
+        checked(kc, code, expect)
+    return [checked(kc, code, expect).elapsed for _ in range(runs)]
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def summary(values):
+    return {"p50_ms": statistics.median(values) * 1000, "p95_ms": percentile(values, 95) * 1000, "n": len(values)}
+
+
+# ---- processes and memory ------------------------------------------------------------------------
+
+
+def children_of():
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def tree_by_depth(root_pid):
+    """{pid: depth} for root_pid (0) and its descendants."""
+    children = children_of()
+    depth, todo = {}, [(root_pid, 0)]
+    while todo:
+        pid, d = todo.pop()
+        depth[pid] = d
+        todo.extend((child, d + 1) for child in children.get(pid, []))
+    return depth
+
+
+def status_kib(pid, field):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak(pid):
+    """Resets VmHWM to the current RSS (Linux >= 4.0, our own processes); False if refused."""
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+# ---- farlab ----------------------------------------------------------------------------------------
+
+
+def bench_farlab(args):
+    km, kc = start_new_kernel(kernel_name="farlab", startup_timeout=TIMEOUT)
+    try:
+        checked(kc, "1+1", "2")
+        report = {}
+        for lang in ("ts", "python"):
+            code = "%%%%remote lang=%s\n1+1" % lang
+            checked(kc, code, "2")  # starts the agent (first time) and the default session
+            report["warm_" + lang] = summary(timed_cells(kc, code, "2", args.warmup, args.runs))
+            log("farlab warm %s: %s" % (lang, report["warm_" + lang]))
+
+        # Cold: a new named session per sample (the agent is up): execute_request -> first stream.
+        for lang, body in (("python", "print('ready')"), ("ts", "console.log('ready')")):
+            firsts, wholes = [], []
+            for n in range(args.cold):
+                name = "cold-%s-%d" % (lang, n)
+                run = checked(kc, "%%%%remote lang=%s session=%s\n%s" % (lang, name, body), "ready")
+                firsts.append(run.first_stream_s)
+                wholes.append(run.elapsed)
+                checked(kc, "%%remote stop %s" % name)
+            report["cold_" + lang] = {"first_output": summary(firsts), "cell": summary(wholes)}
+            run = checked(kc, "%%%%remote lang=%s --fresh\n%s" % (lang, body), "ready")
+            report["cold_" + lang]["fresh_first_output_ms"] = run.first_stream_s * 1000
+            log("farlab cold %s: %s" % (lang, report["cold_" + lang]))
+
+        report["flood"] = flood(km, kc, args.flood_mb)
+        log("farlab flood: %s" % report["flood"])
+        return report
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def flood(km, kc, megabytes):
+    """A Python cell printing `megabytes` MB in 100-byte lines; memory of the kernel side."""
+    code = (
+        "%%%%remote lang=python session=flood\n"
+        "import sys\n"
+        "line = 'x' * 99 + '\\n'\n"
+        "block = line * 10000\n"
+        "for _ in range(%d):\n"
+        "    sys.stdout.write(block)\n"
+        "print('flood done')" % (megabytes * 1_000_000 // len("x" * 99 + "\n") // 10000)
+    )
+    checked(kc, "%%remote lang=python session=flood\n0")  # the session exists before we measure
+    depth = tree_by_depth(km.provisioner.process.pid)
+    kernel_side = [pid for pid, d in depth.items() if d <= 1]  # kernel + executor child
+    agent_side = [pid for pid, d in depth.items() if d >= 2]  # embedded agent + runtimes
+    before = {pid: status_kib(pid, "VmRSS") for pid in depth}
+    peak_reset = all(reset_peak(pid) for pid in depth)
+    # Sampled as well: VmHWM needs clear_refs, which a hardened kernel may refuse.
+    sampled = {pid: before[pid] for pid in depth}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            for pid in depth:
+                sampled[pid] = max(sampled[pid], status_kib(pid, "VmRSS"))
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        run = run_cell(kc, code, timeout=900)
+    finally:
+        stop.set()
+        sampler.join()
+    if run.error:
+        raise RuntimeError("flood cell failed: %s" % run.error)
+    peak = {pid: max(sampled[pid], status_kib(pid, "VmHWM") if peak_reset else 0) for pid in depth}
+    after = {pid: status_kib(pid, "VmRSS") for pid in depth}
+
+    def growth(pids, values):
+        return sum(values[pid] - before[pid] for pid in pids) / 1024
+
+    return {
+        "megabytes": megabytes,
+        "printed_bytes": megabytes * 1_000_000,
+        "cell_s": run.elapsed,
+        "iopub_messages": run.messages,
+        "stream_messages": run.stream_messages,
+        "stream_chars_delivered": run.stream_chars,
+        "messages_per_s": run.messages / run.elapsed,
+        "kernel_rss_before_mib": sum(before[pid] for pid in kernel_side) / 1024,
+        "kernel_peak_growth_mib": growth(kernel_side, peak),
+        "kernel_growth_after_mib": growth(kernel_side, after),
+        "agent_peak_growth_mib": growth(agent_side, peak),
+        "peak_from": "VmHWM after clear_refs + 20 ms sampling" if peak_reset else "20 ms sampling",
+        "processes": {str(pid): "%s depth %d" % (cmdline(pid)[:80], depth[pid]) for pid in depth},
+        "last_output": run.outputs[-1][:200] if run.outputs else "",
+    }
+
+
+# ---- ipykernel + ipyparallel %%px ------------------------------------------------------------------
+
+
+def wait_for_file(path, proc, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited (status %s) before writing %s" % (what, proc.returncode, path))
+        if time.monotonic() > deadline:
+            raise RuntimeError("%s did not write %s within %d s" % (what, path, seconds))
+        time.sleep(0.1)  # bounded wait for a file another process writes; nothing to subscribe to
+
+
+def bench_px(args):
+    profile_dir = tempfile.mkdtemp(prefix="farlab-bench-px-")
+    procs = []
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    quiet = dict(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    km = kc = None
+    try:
+        procs.append(subprocess.Popen(["ipcontroller", "--profile-dir=" + profile_dir, "--ip=127.0.0.1", "--log-level=WARN"], **quiet))
+        security = os.path.join(profile_dir, "security")
+        wait_for_file(os.path.join(security, "ipcontroller-engine.json"), procs[0], 90, "ipcontroller")
+        procs.append(subprocess.Popen(["ipengine", "--profile-dir=" + profile_dir, "--log-level=WARN"], **quiet))
+        km, kc = start_new_kernel(kernel_name="python3", startup_timeout=TIMEOUT)
+        client_file = os.path.join(security, "ipcontroller-client.json")
+        checked(
+            kc,
+            "import ipyparallel as ipp\n"
+            "rc = ipp.Client(%r, profile_dir=%r)\n"
+            "rc.wait_for_engines(1, timeout=120)\n"
+            "rc[:].activate()\n"
+            "len(rc.ids)" % (client_file, profile_dir),
+            "1",
+            timeout=180,
+        )
+        times = timed_cells(kc, "%%px --block\n1+1", "2", args.warmup, args.runs)
+        report = {"warm": summary(times)}
+        log("%%px warm: %s" % report["warm"])
+        return report
+    finally:
+        if kc is not None:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        for proc in reversed(procs):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(profile_dir, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--cold", type=int, default=3)
+    parser.add_argument("--flood-mb", type=int, default=100)
+    args = parser.parse_args()
+    with open("/proc/loadavg") as f:
+        load_before = f.read().split()[:3]
+    report = {"runs": args.runs, "warmup": args.warmup, "cold": args.cold, "load_before": load_before, "cpus": os.cpu_count()}
+    report["px"] = bench_px(args)
+    report["farlab"] = bench_farlab(args)
+    with open("/proc/loadavg") as f:
+        report["load_after"] = f.read().split()[:3]
+    sys.stdout.write(json.dumps(report) + "\n")
+
+
+if __name__ == "__main__":
+    main()

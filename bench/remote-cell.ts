@@ -2,14 +2,19 @@
  * Benchmark: `%%remote` through the real kernel and the embedded agent, against ipykernel +
  * ipyparallel 7.1's `%%px` on one local engine (Debian's), in one run through the same client
  * (bench/remote_cell_driver.py on Debian's jupyter_client):
- * - warm round trip of a trivial cell (`1+1`, TypeScript and Python) vs `%%px 1+1` (goal <= 0.5x at p50);
+ * - warm round trip of a trivial cell (`1+1`, TypeScript and Python) vs `%%px 1+1` (goal <= 0.5x at p50),
+ *   with two layers below it for where the time goes: the kernel's own local `1+1`, and the agent
+ *   alone (this process's AgentClient -> embedded agent over stdio, `run` -> `done`, no kernel);
  * - cold session start: execute_request -> first stream message of a new named session, and of `--fresh`;
  * - a Python cell printing 100 MB: kernel + executor RSS growth (goal <= 50 MiB), iopub messages
  *   per second, how much of it reached the notebook (the per-cell cap of docs/remote-magics.md).
  *
  *   npx tsc -p . && node scripts/bundle-runtimes.js && node dist/bench/remote-cell.js --runs 50
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
+import { AgentClient } from "../extension/remote/agent-client";
+import { spawnEmbeddedAgent } from "../extension/remote/embedded-agent";
 import { installFarlab } from "../test/helpers/kernelspec";
 import { SYSTEM_PYTHON, describeRun, runProgram } from "../test/helpers/processes";
 import { REPO_ROOT } from "../test/helpers/repo";
@@ -31,6 +36,8 @@ interface Flood {
   kernel_peak_growth_mib: number;
   kernel_growth_after_mib: number;
   agent_peak_growth_mib: number;
+  agent_growth_after_mib: number;
+  runtime_peak_growth_mib: number;
   peak_from: string;
 }
 
@@ -42,12 +49,14 @@ interface Cold {
 
 interface DriverReport {
   runs: number;
-  cold: number;
+  cold_samples: number;
   cpus: number;
   load_before: string[];
   load_after: string[];
-  px: { warm: Summary };
-  farlab: { warm_ts: Summary; warm_python: Summary; cold_python: Cold; cold_ts: Cold; flood: Flood };
+  /** Interleaved cell by cell in the same kernels' lifetime. */
+  warm: { px: Summary; remote_ts: Summary; remote_python: Summary; local_ts: Summary };
+  cold: { python: Cold; ts: Cold };
+  flood: Flood;
 }
 
 /** Below this many MiB of growth, the kernel side meets the goal for the 100 MB cell. */
@@ -63,9 +72,52 @@ function option(name: string, fallback: string): string {
 const ms = (value: number) => `${value.toFixed(1)} ms`;
 const ratio = (a: number, b: number) => (a / b).toFixed(2);
 
-function table(report: DriverReport): string {
-  const px = report.px.warm;
-  const { warm_ts: ts, warm_python: py, cold_python: coldPy, cold_ts: coldTs, flood } = report.farlab;
+interface AgentOnly {
+  ts: Summary;
+  python: Summary;
+}
+
+function summarize(seconds: number[]): Summary {
+  const sorted = [...seconds].sort((a, b) => a - b);
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round((p / 100) * sorted.length) - 1))];
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { p50_ms: median * 1000, p95_ms: at(95) * 1000, n: sorted.length };
+}
+
+/** `1+1` through AgentClient and the embedded agent alone: run request -> done event. */
+async function agentOnly(dataDir: string, warmup: number, runs: number): Promise<AgentOnly> {
+  const client = new AgentClient(() => spawnEmbeddedAgent(dataDir), { name: "bench", reconnectAttempts: 0 });
+  try {
+    const once = async (lang: "ts" | "python"): Promise<number> => {
+      const started = process.hrtime.bigint();
+      const job = await client.run({ session: { lang, resources: {} }, code: "1+1" });
+      let result = "";
+      for await (const { event } of job) {
+        if (event.kind === "result") result = String(event.data["text/plain"]);
+        if (event.kind === "done") {
+          if (event.status !== "ok" || result !== "2") throw new Error(`agent-only ${lang} 1+1 ended ${event.status} with ${JSON.stringify(result)}`);
+          break;
+        }
+      }
+      return Number(process.hrtime.bigint() - started) / 1e9;
+    };
+    const measure = async (lang: "ts" | "python") => {
+      for (let i = 0; i < warmup + 1; i++) await once(lang);
+      const times: number[] = [];
+      for (let i = 0; i < runs; i++) times.push(await once(lang));
+      return summarize(times);
+    };
+    return { ts: await measure("ts"), python: await measure("python") };
+  } finally {
+    client.close();
+  }
+}
+
+function table(report: DriverReport, agent: AgentOnly): string {
+  const { px, remote_ts: ts, remote_python: py, local_ts: local } = report.warm;
+  const { python: coldPy, ts: coldTs } = report.cold;
+  const flood = report.flood;
   const warmRow = (label: string, s: Summary) =>
     `| ${label} | ${ms(s.p50_ms)} | ${ms(s.p95_ms)} | ${ratio(s.p50_ms, px.p50_ms)} | ${ratio(s.p95_ms, px.p95_ms)} | ${
       s.p50_ms / px.p50_ms <= WARM_GOAL_RATIO ? "met" : "missed"
@@ -76,15 +128,18 @@ function table(report: DriverReport): string {
       px.p50_ms,
     )} |`;
   return [
-    `warm round trip, execute_request -> idle (${report.runs} cells after warm-up)`,
+    `warm round trip, execute_request -> idle (${report.runs} cells each, interleaved cell by cell, after warm-up)`,
     "",
     "| cell | p50 | p95 | p50 / %%px | p95 / %%px | goal <= 0.5x at p50 |",
     "|---|---:|---:|---:|---:|---|",
     `| ipykernel + ipyparallel \`%%px --block 1+1\`, 1 local engine | ${ms(px.p50_ms)} | ${ms(px.p95_ms)} | 1.00 | 1.00 | baseline |`,
     warmRow("farlab `%%remote lang=ts 1+1`", ts),
     warmRow("farlab `%%remote lang=python 1+1`", py),
+    `| (layer) farlab local TypeScript \`1+1\`, no agent | ${ms(local.p50_ms)} | ${ms(local.p95_ms)} | ${ratio(local.p50_ms, px.p50_ms)} | | |`,
+    `| (layer) agent alone, ts: AgentClient run -> done, no kernel (measured after, not interleaved) | ${ms(agent.ts.p50_ms)} | ${ms(agent.ts.p95_ms)} | ${ratio(agent.ts.p50_ms, px.p50_ms)} | | |`,
+    `| (layer) agent alone, python | ${ms(agent.python.p50_ms)} | ${ms(agent.python.p95_ms)} | ${ratio(agent.python.p50_ms, px.p50_ms)} | | |`,
     "",
-    `cold session start, execute_request -> first stream message (${report.cold} new named sessions each)`,
+    `cold session start, execute_request -> first stream message (${report.cold_samples} new named sessions each)`,
     "",
     "| runtime | first output p50 | p95 | whole cell p50 | `--fresh` first output | first output p50 / warm %%px |",
     "|---|---:|---:|---:|---:|---:|",
@@ -100,7 +155,9 @@ function table(report: DriverReport): string {
       FLOOD_GOAL_MIB,
     )} |`,
     `| kernel + executor RSS, growth left after the cell | ${flood.kernel_growth_after_mib.toFixed(1)} MiB | | |`,
-    `| embedded agent + runtime RSS, peak growth (not the kernel's) | ${flood.agent_peak_growth_mib.toFixed(1)} MiB | | |`,
+    `| embedded agent RSS, peak growth (not the kernel's) | ${flood.agent_peak_growth_mib.toFixed(1)} MiB | | |`,
+    `| embedded agent RSS, growth left after the cell | ${flood.agent_growth_after_mib.toFixed(1)} MiB | | |`,
+    `| python runtime RSS, peak growth | ${flood.runtime_peak_growth_mib.toFixed(1)} MiB | | |`,
     `| whole cell | ${flood.cell_s.toFixed(2)} s | | |`,
     `| iopub messages (stream ${flood.stream_messages}) | ${flood.iopub_messages} | | |`,
     `| iopub messages per second | ${flood.messages_per_s.toFixed(1)} | | |`,
@@ -121,14 +178,18 @@ async function main(): Promise<void> {
     });
     if (result.code !== 0) throw new Error(describeRun("remote_cell_driver.py", result));
     const report = JSON.parse(result.stdout.trim().split("\n").pop()!) as DriverReport;
-    console.log(table(report));
-    console.log(`\nraw: ${JSON.stringify(report)}`);
+    process.env.FARLAB_PYTHON = SYSTEM_PYTHON; // the agent-only layer's embedded agent inherits it
+    const agentDir = path.join(spec.prefix, "agent-only");
+    fs.mkdirSync(agentDir, { recursive: true });
+    const agent = await agentOnly(agentDir, Number(option("warmup", "5")), Number(option("runs", "50")));
+    console.log(table(report, agent));
+    console.log(`\nraw: ${JSON.stringify({ ...report, agentOnly: agent })}`);
   } finally {
     spec.remove();
   }
 }
 
-main().catch((error: unknown) => {
+main().then(() => process.exit(0), (error: unknown) => {
   console.error(error instanceof Error ? error.message : error);
   process.exit(1);
 });

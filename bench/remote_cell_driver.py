@@ -1,6 +1,7 @@
 """%%remote round trips, cold session starts and a 100 MB output flood, measured through Debian's
-jupyter_client in one run, against ipykernel + ipyparallel's `%%px` on one local engine.
-Prints one JSON object on stdout (the last line); bench/remote-cell.ts makes the table.
+jupyter_client in one run, against ipykernel + ipyparallel's `%%px` on one local engine. The warm
+round trips of both kernels are interleaved cell by cell (the machine is shared; load falls on
+both alike). Prints one JSON object on stdout (the last line); bench/remote-cell.ts makes the table.
 
     /usr/bin/python3 bench/remote_cell_driver.py --runs 50 --cold 3
 
@@ -8,6 +9,7 @@ Environment: JUPYTER_PATH must hold the farlab kernelspec (`farlab install --pre
 FARLAB_EMBEDDED_AGENT_DIR should be a temporary folder (the agent's journal lands there).
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -96,12 +98,6 @@ def checked(kc, code, expect=None, timeout=TIMEOUT):
     return run
 
 
-def timed_cells(kc, code, expect, warmup, runs):
-    for _ in range(warmup):
-        checked(kc, code, expect)
-    return [checked(kc, code, expect).elapsed for _ in range(runs)]
-
-
 def percentile(values, p):
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
@@ -170,40 +166,58 @@ def cmdline(pid):
         return ""
 
 
-# ---- farlab ----------------------------------------------------------------------------------------
+# ---- the warm round trips, interleaved ---------------------------------------------------------------
+
+# (name, code, expected text): one cell of each in turn, so background load (this machine is shared)
+# falls on all of them alike and the ratios hold even when the absolute numbers move.
+WARM_CELLS = [
+    ("px", "%%px --block\n1+1", "2"),
+    ("remote_ts", "%%remote lang=ts\n1+1", "2"),
+    ("remote_python", "%%remote lang=python\n1+1", "2"),
+    # The kernel's own TypeScript cell: what a round trip costs before any agent is involved.
+    ("local_ts", "1+1", "2"),
+]
 
 
-def bench_farlab(args):
-    km, kc = start_new_kernel(kernel_name="farlab", startup_timeout=TIMEOUT)
-    try:
-        checked(kc, "1+1", "2")
-        report = {}
-        for lang in ("ts", "python"):
-            code = "%%%%remote lang=%s\n1+1" % lang
-            checked(kc, code, "2")  # starts the agent (first time) and the default session
-            report["warm_" + lang] = summary(timed_cells(kc, code, "2", args.warmup, args.runs))
-            log("farlab warm %s: %s" % (lang, report["warm_" + lang]))
+def bench_warm(px_kc, farlab_kc, args):
+    kernels = {"px": px_kc, "remote_ts": farlab_kc, "remote_python": farlab_kc, "local_ts": farlab_kc}
+    for name, code, expect in WARM_CELLS:
+        for _ in range(args.warmup + 1):  # +1: the first remote cell of a kind starts its session
+            checked(kernels[name], code, expect)
+    times = {name: [] for name, _, _ in WARM_CELLS}
+    for i in range(args.runs):
+        # The order rotates too, so no cell always follows the same one.
+        for k in range(len(WARM_CELLS)):
+            name, code, expect = WARM_CELLS[(i + k) % len(WARM_CELLS)]
+            times[name].append(checked(kernels[name], code, expect).elapsed)
+    report = {name: summary(values) for name, values in times.items()}
+    log("warm: %s" % json.dumps(report))
+    return report
 
-        # Cold: a new named session per sample (the agent is up): execute_request -> first stream.
-        for lang, body in (("python", "print('ready')"), ("ts", "console.log('ready')")):
-            firsts, wholes = [], []
-            for n in range(args.cold):
-                name = "cold-%s-%d" % (lang, n)
-                run = checked(kc, "%%%%remote lang=%s session=%s\n%s" % (lang, name, body), "ready")
-                firsts.append(run.first_stream_s)
-                wholes.append(run.elapsed)
-                checked(kc, "%%remote stop %s" % name)
-            report["cold_" + lang] = {"first_output": summary(firsts), "cell": summary(wholes)}
-            run = checked(kc, "%%%%remote lang=%s --fresh\n%s" % (lang, body), "ready")
-            report["cold_" + lang]["fresh_first_output_ms"] = run.first_stream_s * 1000
-            log("farlab cold %s: %s" % (lang, report["cold_" + lang]))
 
-        report["flood"] = flood(km, kc, args.flood_mb)
-        log("farlab flood: %s" % report["flood"])
-        return report
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+# ---- farlab alone: cold sessions and the output flood ------------------------------------------------
+
+
+def start_farlab():
+    return start_new_kernel(kernel_name="farlab", startup_timeout=TIMEOUT)
+
+
+def bench_cold(kc, args):
+    """A new named session per sample (the agent is up): execute_request -> first stream message."""
+    report = {}
+    for lang, body in (("python", "print('ready')"), ("ts", "console.log('ready')")):
+        firsts, wholes = [], []
+        for n in range(args.cold):
+            name = "cold-%s-%d" % (lang, n)
+            run = checked(kc, "%%%%remote lang=%s session=%s\n%s" % (lang, name, body), "ready")
+            firsts.append(run.first_stream_s)
+            wholes.append(run.elapsed)
+            checked(kc, "%%remote stop %s" % name)
+        report[lang] = {"first_output": summary(firsts), "cell": summary(wholes)}
+        run = checked(kc, "%%%%remote lang=%s --fresh\n%s" % (lang, body), "ready")
+        report[lang]["fresh_first_output_ms"] = run.first_stream_s * 1000
+        log("farlab cold %s: %s" % (lang, report[lang]))
+    return report
 
 
 def flood(km, kc, megabytes):
@@ -220,7 +234,8 @@ def flood(km, kc, megabytes):
     checked(kc, "%%remote lang=python session=flood\n0")  # the session exists before we measure
     depth = tree_by_depth(km.provisioner.process.pid)
     kernel_side = [pid for pid, d in depth.items() if d <= 1]  # kernel + executor child
-    agent_side = [pid for pid, d in depth.items() if d >= 2]  # embedded agent + runtimes
+    agent_side = [pid for pid, d in depth.items() if d == 2]  # the embedded agent
+    runtime_side = [pid for pid, d in depth.items() if d >= 3]  # session runtimes
     before = {pid: status_kib(pid, "VmRSS") for pid in depth}
     peak_reset = all(reset_peak(pid) for pid in depth)
     # Sampled as well: VmHWM needs clear_refs, which a hardened kernel may refuse.
@@ -260,13 +275,15 @@ def flood(km, kc, megabytes):
         "kernel_peak_growth_mib": growth(kernel_side, peak),
         "kernel_growth_after_mib": growth(kernel_side, after),
         "agent_peak_growth_mib": growth(agent_side, peak),
+        "agent_growth_after_mib": growth(agent_side, after),
+        "runtime_peak_growth_mib": growth(runtime_side, peak),
         "peak_from": "VmHWM after clear_refs + 20 ms sampling" if peak_reset else "20 ms sampling",
         "processes": {str(pid): "%s depth %d" % (cmdline(pid)[:80], depth[pid]) for pid in depth},
         "last_output": run.outputs[-1][:200] if run.outputs else "",
     }
 
 
-# ---- ipykernel + ipyparallel %%px ------------------------------------------------------------------
+# ---- ipykernel + ipyparallel %%px on one local engine ------------------------------------------------
 
 
 def wait_for_file(path, proc, seconds, what):
@@ -279,7 +296,9 @@ def wait_for_file(path, proc, seconds, what):
         time.sleep(0.1)  # bounded wait for a file another process writes; nothing to subscribe to
 
 
-def bench_px(args):
+@contextlib.contextmanager
+def px_kernel():
+    """An ipykernel whose `%%px` runs on one engine of a local ipcontroller (profile in a temp dir)."""
     profile_dir = tempfile.mkdtemp(prefix="farlab-bench-px-")
     procs = []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -302,10 +321,7 @@ def bench_px(args):
             "1",
             timeout=180,
         )
-        times = timed_cells(kc, "%%px --block\n1+1", "2", args.warmup, args.runs)
-        report = {"warm": summary(times)}
-        log("%%px warm: %s" % report["warm"])
-        return report
+        yield kc
     finally:
         if kc is not None:
             kc.stop_channels()
@@ -332,9 +348,18 @@ def main():
     args = parser.parse_args()
     with open("/proc/loadavg") as f:
         load_before = f.read().split()[:3]
-    report = {"runs": args.runs, "warmup": args.warmup, "cold": args.cold, "load_before": load_before, "cpus": os.cpu_count()}
-    report["px"] = bench_px(args)
-    report["farlab"] = bench_farlab(args)
+    report = {"runs": args.runs, "warmup": args.warmup, "cold_samples": args.cold, "load_before": load_before, "cpus": os.cpu_count()}
+    km, kc = start_farlab()
+    try:
+        checked(kc, "1+1", "2")
+        with px_kernel() as px_kc:
+            report["warm"] = bench_warm(px_kc, kc, args)
+        report["cold"] = bench_cold(kc, args)
+        report["flood"] = flood(km, kc, args.flood_mb)
+        log("farlab flood: %s" % {k: v for k, v in report["flood"].items() if k != "processes"})
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
     with open("/proc/loadavg") as f:
         report["load_after"] = f.read().split()[:3]
     sys.stdout.write(json.dumps(report) + "\n")

@@ -79,7 +79,6 @@ async function bundle() {
     entryPoints: [path.join(root, "remote-agent", "cli.ts")],
     outfile: path.join(pkgDir, "agent.js"),
     external: NATIVE_ONLY,
-    banner: { js: "#!/usr/bin/env node" },
   });
   await esbuild.build({
     ...common,

@@ -209,12 +209,19 @@ test("a transfer whose hash does not match installs nothing", async () => {
   assert.deepEqual(fs.readdirSync(volumeDir("cut")), []);
 });
 
-test("temporaries left by an agent that died are removed when an agent starts", async () => {
+test("temporaries left by an agent that died are removed when an agent starts, a live agent's are kept", async () => {
   fs.writeFileSync(path.join(volumeDir("cut"), ".farlab-tmp-leftover"), "partial");
+  fs.mkdirSync(path.join(volumeDir("cut"), "sub"));
+  fs.writeFileSync(path.join(volumeDir("cut"), "sub", ".farlab-tmp-999999999-t1"), "partial, of a dead pid");
+  const live = `.farlab-tmp-${process.pid}-t2`; // a live process "owns" this one
+  fs.writeFileSync(path.join(volumeDir("cut"), live), "in progress elsewhere");
   const fresh = connect();
   try {
     await fresh.request({ type: "volume_list" });
-    assert.deepEqual(fs.readdirSync(volumeDir("cut")), []);
+    assert.deepEqual(fs.readdirSync(volumeDir("cut")), [live, "sub"]);
+    assert.deepEqual(fs.readdirSync(path.join(volumeDir("cut"), "sub")), []);
+    fs.rmSync(path.join(volumeDir("cut"), live));
+    fs.rmdirSync(path.join(volumeDir("cut"), "sub"));
   } finally {
     fresh.close();
   }

@@ -10,7 +10,7 @@
  * output, status lines) with the %%remote JobRenderer.
  */
 import { inspect } from "node:util";
-import { MAP_MAX_ITEM_BYTES, type JobEvent, type MapOutcome } from "../../remote-agent/protocol/messages";
+import { MAP_MAX_ITEM_BYTES, type JobEvent, type JobEventBody, type MapItemError as MapFailure } from "../../remote-agent/protocol/messages";
 import type { ProgressBar } from "../../kernel/display/api-types";
 import { MagicUsageError } from "../magics/errors";
 import type { MagicContext, MagicHandler, OptionSpec, ParsedMagic } from "../magics/types";
@@ -138,20 +138,21 @@ function checkInput(value: unknown, index: number): number {
 async function feed(client: AgentClient, jobId: string, inputs: AsyncIterator<unknown> | Iterator<unknown>, signal: AbortSignal): Promise<number> {
   let index = 0;
   for (;;) {
-    const items: Array<{ index: number; value: unknown }> = [];
+    const start = index;
+    const values: unknown[] = [];
     let bytes = 0;
     let end = false;
-    while (items.length < WINDOW_ITEMS && bytes < WINDOW_BYTES) {
+    while (values.length < WINDOW_ITEMS && bytes < WINDOW_BYTES) {
       const next = await inputs.next();
       if (next.done) {
         end = true;
         break;
       }
-      bytes += checkInput(next.value, index);
-      items.push({ index: index++, value: next.value });
+      bytes += checkInput(next.value, index++);
+      values.push(next.value);
     }
     if (signal.aborted) return index;
-    const reply = await client.request({ type: "map_inputs", jobId, items, end });
+    const reply = await client.request({ type: "map_inputs", jobId, start, values, end });
     if (end || reply.ended) return index;
   }
 }
@@ -159,7 +160,7 @@ async function feed(client: AgentClient, jobId: string, inputs: AsyncIterator<un
 /** Collects outcomes into the result array and keeps the progress bar and failure lines current. */
 class MapCollector {
   readonly results: unknown[];
-  readonly failures: Array<{ index: number; error: NonNullable<MapOutcome["error"]> }> = [];
+  readonly failures: MapFailure[] = [];
   done = 0;
   private bar: ProgressBar | undefined;
   private total: number | undefined;
@@ -184,21 +185,19 @@ class MapCollector {
     this.bar?.set(this.done, total);
   }
 
-  add(items: MapOutcome[]): void {
+  add({ indices, values, errors }: Extract<JobEventBody, { kind: "map_results" }>): void {
     this.start();
-    for (const outcome of items) {
-      this.done++;
-      let value: unknown = outcome.value;
-      if (outcome.error) {
-        const e = outcome.error;
-        this.failures.push({ index: outcome.index, error: e });
-        value = this.returnExceptions ? new MapItemError(e.ename, e.evalue, outcome.index, e.input, e.traceback, e.attempts) : undefined;
-        if (!this.returnExceptions && this.failures.length <= LIVE_FAILURE_LINES) {
-          this.ctx.stream("stderr", `%map ${this.fn}: input ${outcome.index} (${abbreviate(e.input)}) failed: ${e.ename}: ${e.evalue}\n`);
-        }
-      }
-      if (this.ordered) this.results[outcome.index] = value;
+    this.done += indices.length + errors.length;
+    if (this.ordered) for (let i = 0; i < indices.length; i++) this.results[indices[i]] = values[i];
+    else for (const value of values) this.results.push(value);
+    for (const e of errors) {
+      this.failures.push(e);
+      const value = this.returnExceptions ? new MapItemError(e.ename, e.evalue, e.index, e.input, e.traceback, e.attempts) : undefined;
+      if (this.ordered) this.results[e.index] = value;
       else this.results.push(value);
+      if (!this.returnExceptions && this.failures.length <= LIVE_FAILURE_LINES) {
+        this.ctx.stream("stderr", `%map ${this.fn}: input ${e.index} (${abbreviate(e.input)}) failed: ${e.ename}: ${e.evalue}\n`);
+      }
     }
     const failed = this.failures.length;
     (this.bar as { update?: (state: { description: string }) => void } | undefined)?.update?.({
@@ -278,7 +277,7 @@ async function runMap(magic: ParsedMagic, ctx: MagicContext, registry: AgentRegi
 async function* mapEvents(stream: JobStream, collector: MapCollector): AsyncIterable<JobEvent> {
   for await (const event of stream) {
     if (event.event.kind === "map_results") {
-      collector.add(event.event.items);
+      collector.add(event.event);
       continue;
     }
     if (event.event.kind === "started") collector.start();
@@ -316,20 +315,19 @@ async function finish(
     case "ok":
       break;
   }
-  const failures = collector.failures;
+  const failures = [...collector.failures].sort((a, b) => a.index - b.index);
   if (failures.length > 0 && !magic.flags.has("return-exceptions")) {
     await keepPartial();
     const first = failures[0];
     const traceback: string[] = [];
-    for (const failure of failures.slice(0, ERROR_TRACEBACKS)) {
-      const e = failure.error;
-      traceback.push(`--- input ${failure.index} (${abbreviate(e.input)}), ${plural(e.attempts, "attempt")}:`);
+    for (const e of failures.slice(0, ERROR_TRACEBACKS)) {
+      traceback.push(`--- input ${e.index} (${abbreviate(e.input)}), ${plural(e.attempts, "attempt")}:`);
       traceback.push(...(e.traceback.length ? e.traceback : [`${e.ename}: ${e.evalue}`]));
     }
     if (failures.length > ERROR_TRACEBACKS) traceback.push(`... and ${failures.length - ERROR_TRACEBACKS} more failed inputs`);
     throw new MapError(
-      `${failures.length} of ${total} inputs failed; the first: input ${first.index} (${abbreviate(first.error.input)}): ` +
-        `${first.error.ename}: ${first.error.evalue}${partialNote}. --return-exceptions puts the errors in the result instead`,
+      `${failures.length} of ${total} inputs failed; the first: input ${first.index} (${abbreviate(first.input)}): ` +
+        `${first.ename}: ${first.evalue}${partialNote}. --return-exceptions puts the errors in the result instead`,
       traceback,
     );
   }

@@ -32,7 +32,8 @@ export async function putPath(client: AgentClient, volume: string, local: string
   const plan = await planArchive(path.resolve(local));
   checkNotAborted(options.signal, "before the upload started; nothing was sent");
   const start = await client.request({ type: "volume_put", name: volume, path: remotePath, kind: plan.kind, streamBytes: plan.streamBytes });
-  const reader = new ArchiveReader(plan, start.chunkBytes);
+  // Buffers are reused once acknowledged: a ring larger than the window.
+  const reader = new ArchiveReader(plan, start.chunkBytes, start.window + 2);
   let sent = 0;
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;

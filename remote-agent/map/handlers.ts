@@ -78,7 +78,7 @@ export function createMapHandlers(agent: Agent): Pick<HandlerTable, "map" | "map
         if (agent.findJob(request.jobId)) return { of: "map_inputs", held: 0, ended: true }; // it has ended
         throw notFound(`no running %map job '${request.jobId}'`);
       }
-      const { held, ended } = await run.addInputs(request.items, request.end);
+      const { held, ended } = await run.addInputs(request.start, request.values, request.end);
       return { of: "map_inputs", held, ended };
     },
   };

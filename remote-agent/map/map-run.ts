@@ -23,7 +23,7 @@ import type { Job } from "../agent/job";
 import type { Log } from "../agent/log";
 import { usageError } from "../agent/errors";
 import { formatDuration } from "../agent/session";
-import { MAP_MAX_ITEM_BYTES, type MapOutcome, type Request } from "../protocol/messages";
+import { MAP_MAX_ITEM_BYTES, type MapItemError, type Request } from "../protocol/messages";
 import { BatchSizer } from "./batch-sizer";
 import { WorkerExited, type MapResults, type MapWorker } from "./worker";
 import type { WorkerPool } from "./worker-pool";
@@ -48,7 +48,7 @@ const HELD_BYTES = 64 * 1024 * 1024;
 /** One batch message to a runtime. */
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 /** When outcomes go out as one `map_results` event. */
-const RESULTS_FLUSH_ITEMS = 4096;
+const RESULTS_FLUSH_ITEMS = 16384;
 const RESULTS_FLUSH_BYTES = 4 * 1024 * 1024;
 const RESULTS_FLUSH_MS = 50;
 /** After SIGINT, how long busy workers may take to report before they are killed. */
@@ -102,7 +102,10 @@ export class MapRun {
   private resolved = 0;
   private stopping = false;
   private over = false;
-  private outcomes: MapOutcome[] = [];
+  /** Outcomes not sent yet: results (parallel arrays) and final errors. */
+  private doneIndices: number[] = [];
+  private doneValues: unknown[] = [];
+  private doneErrors: MapItemError[] = [];
   private outcomeBytes = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -131,14 +134,15 @@ export class MapRun {
   }
 
   /** Takes a window of inputs; resolves once the agent has room for the next one. */
-  async addInputs(items: Array<{ index: number; value: unknown }>, end: boolean): Promise<{ held: number; ended: boolean }> {
+  async addInputs(start: number, values: unknown[], end: boolean): Promise<{ held: number; ended: boolean }> {
     if (this.isOver) return { held: 0, ended: true };
-    for (const item of items) {
-      const bytes = jsonBytes(item.value);
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i];
+      const bytes = jsonBytes(value);
       if (bytes > MAP_MAX_ITEM_BYTES) {
-        throw usageError(`input ${item.index} is ${(bytes / 2 ** 20).toFixed(1)} MiB as JSON, over the %map limit of ${MAP_MAX_ITEM_BYTES / 2 ** 20} MiB per input`);
+        throw usageError(`input ${start + i} is ${(bytes / 2 ** 20).toFixed(1)} MiB as JSON, over the %map limit of ${MAP_MAX_ITEM_BYTES / 2 ** 20} MiB per input`);
       }
-      this.fresh.push({ index: item.index, value: item.value, bytes, attempts: 0, soloDeaths: 0, readyAt: 0 });
+      this.fresh.push({ index: start + i, value, bytes, attempts: 0, soloDeaths: 0, readyAt: 0 });
       this.heldBytes += bytes;
       this.received++;
     }
@@ -273,14 +277,15 @@ export class MapRun {
         id: this.job.id,
         batch: ++this.batchNo,
         fn: this.request.fn,
-        items: batch.map(({ index, value }) => ({ index, value })),
+        indices: batch.map((item) => item.index),
+        values: batch.map((item) => item.value),
         maxResultBytes: MAP_MAX_ITEM_BYTES,
       });
     } catch (error) {
       if (error instanceof WorkerExited) return this.onWorkerExited(worker, batch, error);
       throw error;
     }
-    sizer.observe(reply.results.length, reply.elapsedMs);
+    sizer.observe(reply.indices.length + reply.errors.length, reply.elapsedMs);
     this.onResults(batch, reply);
   }
 
@@ -299,17 +304,18 @@ export class MapRun {
     }
     const now = Date.now();
     const byIndex = new Map(batch.map((item) => [item.index, item]));
-    for (const result of reply.results) {
-      const item = byIndex.get(result.index);
+    const { indices, values } = reply;
+    for (let i = 0; i < indices.length; i++) {
+      if (byIndex.delete(indices[i])) this.resolveValue(indices[i], values[i]);
+    }
+    for (const failure of reply.errors) {
+      const item = byIndex.get(failure.index);
       if (!item) continue;
-      byIndex.delete(result.index);
-      if (!result.error) {
-        this.resolve(result.value === undefined ? { index: item.index } : { index: item.index, value: result.value });
-        continue;
-      }
+      byIndex.delete(failure.index);
       item.attempts++;
       if (item.attempts > this.request.retries) {
-        this.resolve({ index: item.index, error: { ...result.error, attempts: item.attempts, input: item.value } });
+        const { index, ename, evalue, traceback } = failure;
+        this.resolveError({ index, ename, evalue, traceback, attempts: item.attempts, input: item.value });
       } else {
         item.readyAt = now + backoffMs(item.attempts);
         this.waitingRetry.push(item);
@@ -329,15 +335,13 @@ export class MapRun {
       const item = batch[0];
       item.soloDeaths++;
       if (item.soloDeaths > this.request.retries + 1) {
-        this.resolve({
+        this.resolveError({
           index: item.index,
-          error: {
-            ename: "WorkerExited",
-            evalue: `the worker running this input exited (${describeExit(error.exit)}), ${item.soloDeaths} times`,
-            traceback: [],
-            attempts: item.attempts + item.soloDeaths,
-            input: item.value,
-          },
+          ename: "WorkerExited",
+          evalue: `the worker running this input exited (${describeExit(error.exit)}), ${item.soloDeaths} times`,
+          traceback: [],
+          attempts: item.attempts + item.soloDeaths,
+          input: item.value,
         });
       } else {
         this.solo.push(item);
@@ -371,23 +375,35 @@ export class MapRun {
     );
   }
 
-  private resolve(outcome: MapOutcome): void {
+  private resolveValue(index: number, value: unknown): void {
+    this.doneIndices.push(index);
+    this.doneValues.push(value ?? null);
     this.resolved++;
-    this.outcomes.push(outcome);
-    const error = outcome.error;
-    this.outcomeBytes += error ? error.evalue.length + error.traceback.join("\n").length + jsonBytes(error.input) + 64 : jsonBytes(outcome.value) + 16;
-    if (this.outcomes.length >= RESULTS_FLUSH_ITEMS || this.outcomeBytes >= RESULTS_FLUSH_BYTES) this.flush();
+    this.outcomeAdded(jsonBytes(value) + 8);
+  }
+
+  private resolveError(error: MapItemError): void {
+    this.doneErrors.push(error);
+    this.resolved++;
+    this.outcomeAdded(error.evalue.length + error.traceback.join("\n").length + jsonBytes(error.input) + 64);
+  }
+
+  private outcomeAdded(bytes: number): void {
+    this.outcomeBytes += bytes;
+    if (this.doneIndices.length + this.doneErrors.length >= RESULTS_FLUSH_ITEMS || this.outcomeBytes >= RESULTS_FLUSH_BYTES) this.flush();
     else this.flushTimer ??= setTimeout(() => this.flush(), RESULTS_FLUSH_MS);
   }
 
   private flush(): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    if (this.outcomes.length === 0) return;
-    const items = this.outcomes;
-    this.outcomes = [];
+    if (this.doneIndices.length + this.doneErrors.length === 0) return;
+    const event = { kind: "map_results" as const, indices: this.doneIndices, values: this.doneValues, errors: this.doneErrors };
+    this.doneIndices = [];
+    this.doneValues = [];
+    this.doneErrors = [];
     this.outcomeBytes = 0;
-    this.job.emit({ kind: "map_results", items });
+    this.job.emit(event);
   }
 
   private scheduleRetryWake(): void {

@@ -55,6 +55,7 @@ const MimeBundle = z.record(z.string(), z.unknown());
 export const MAP_MAX_ITEM_BYTES = 4 * 1024 * 1024;
 
 export const MapItemError = z.object({
+  index: z.number().int().min(0),
   ename: z.string(),
   evalue: z.string(),
   traceback: z.array(z.string()),
@@ -65,13 +66,6 @@ export const MapItemError = z.object({
 });
 export type MapItemError = z.infer<typeof MapItemError>;
 
-/** The final outcome of one input: its value, or (after its retries) its error. */
-export const MapOutcome = z.object({
-  index: z.number().int().min(0),
-  value: z.unknown().optional(),
-  error: MapItemError.optional(),
-});
-export type MapOutcome = z.infer<typeof MapOutcome>;
 
 const mapBase = { v: z.literal(PROTOCOL_VERSION), id: z.string().min(1).max(128) };
 
@@ -105,7 +99,9 @@ const MAP_REQUESTS = [
     ...mapBase,
     type: z.literal("map_inputs"),
     jobId: z.string(),
-    items: z.array(z.object({ index: z.number().int().min(0), value: z.unknown() })),
+    /** Index of values[0]; the window holds inputs start, start + 1, ... */
+    start: z.number().int().min(0),
+    values: z.array(z.unknown()),
     end: z.boolean().default(false),
   }),
 ] as const;
@@ -145,8 +141,16 @@ export const JobEventBody = z.discriminatedUnion("kind", [
     valueError: z.string().optional(),
   }),
   z.object({ kind: z.literal("error"), ename: z.string(), evalue: z.string(), traceback: z.array(z.string()) }),
-  /** %map: final outcomes of some inputs, in completion order (each index once per job). */
-  z.object({ kind: z.literal("map_results"), items: z.array(MapOutcome) }),
+  /**
+   * %map: final outcomes of some inputs (each index once per job): values[i] is the result of
+   * input indices[i] (null for None/undefined); `errors` are inputs that failed after their retries.
+   */
+  z.object({
+    kind: z.literal("map_results"),
+    indices: z.array(z.number().int().min(0)),
+    values: z.array(z.unknown()),
+    errors: z.array(MapItemError).default([]),
+  }),
   z.object({
     kind: z.literal("done"),
     status: z.enum(["ok", "error", "interrupted", "timeout", "cancelled"]),

@@ -21,17 +21,20 @@ export type ToRunner =
       id: string; // the map's job id
       batch: number;
       fn: string;
-      items: Array<{ index: number; value: unknown }>;
+      /** The inputs: values[i] is input number indices[i]. */
+      indices: number[];
+      values: unknown[];
       /** A result larger than this as JSON becomes that item's error (ResultTooLarge). */
       maxResultBytes: number;
     }
   | { type: "shutdown" };
 
-/** One item's outcome in a batch: `value` (absent for undefined/None) or `error`. */
-export interface MapItemResult {
+/** An input of a batch whose call raised. */
+export interface MapItemFailure {
   index: number;
-  value?: unknown;
-  error?: { ename: string; evalue: string; traceback: string[] };
+  ename: string;
+  evalue: string;
+  traceback: string[];
 }
 
 export type FromRunner =
@@ -55,8 +58,13 @@ export type FromRunner =
       type: "map_results";
       id: string;
       batch: number;
-      /** The items that finished (all of them unless `interrupted`), in batch order. */
-      results: MapItemResult[];
+      /**
+       * The inputs that finished (all of them unless `interrupted`): values[i] is the result for
+       * input indices[i]; failures are in `errors`.
+       */
+      indices: number[];
+      values: unknown[];
+      errors: MapItemFailure[];
       /** Time spent running the batch, for the agent's batch sizing. */
       elapsedMs: number;
       /** `fn` is not defined or not callable: no item ran. */

@@ -105,7 +105,15 @@ export async function planArchive(source: string, confine?: string): Promise<Arc
   return { kind: top.isDirectory() ? "dir" : "file", entries, files, dataBytes, streamBytes };
 }
 
-/** Reads a planned archive as a stream of chunks of at most `chunkBytes`; hashes what it yields. */
+/**
+ * Reads a planned archive as a stream of chunks of at most `chunkBytes`; hashes what it yields.
+ *
+ * With `ring` > 0 the chunks are `ring` buffers used in turn, not a new buffer each: a chunk may
+ * only be reused once the peer has acknowledged it, which windowed flow guarantees when `ring`
+ * exceeds the window (chunk n is read only after chunk n - window was acknowledged). Without
+ * reuse, a fast sender piles up hundreds of MiB of dead 1 MiB buffers before V8 collects them
+ * (little JS heap is allocated, so collections are rare).
+ */
 export class ArchiveReader {
   private readonly hash: Hash = createHash("sha256");
   private next = 0;
@@ -113,16 +121,25 @@ export class ArchiveReader {
   private file?: { handle: fsp.FileHandle; remaining: number; entry: ArchiveEntry };
   private finished = false;
   bytesRead = 0;
+  private readonly buffers: Buffer[] = [];
+  private chunks = 0;
 
   constructor(
     private readonly plan: ArchivePlan,
     private readonly chunkBytes = CHUNK_BYTES,
+    private readonly ring = 0,
   ) {}
+
+  private nextBuffer(): Buffer {
+    if (this.ring <= 0) return Buffer.allocUnsafe(this.chunkBytes);
+    const slot = this.chunks++ % this.ring;
+    return (this.buffers[slot] ??= Buffer.allocUnsafe(this.chunkBytes));
+  }
 
   /** The next chunk, or null after the last one. */
   async read(): Promise<Buffer | null> {
     if (this.finished) return null;
-    const chunk = Buffer.allocUnsafe(this.chunkBytes);
+    const chunk = this.nextBuffer();
     let filled = 0;
     while (filled < chunk.length) {
       if (this.header) {

@@ -16,6 +16,28 @@ export const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /** Temporary files and folders of unfinished transfers; hidden from `ls`, removed at start. */
 export const TEMP_PREFIX = ".farlab-tmp-";
 
+/**
+ * `.farlab-tmp-<pid>-<id>`: the agent process that owns it is in the name, so an agent starting
+ * on a data dir that another live agent also serves (two kernels' embedded agents share one)
+ * removes only the temporaries of agents that are gone.
+ */
+export function tempName(id: string): string {
+  return `${TEMP_PREFIX}${process.pid}-${id}`;
+}
+
+/** Whether a temporary's owner is gone (its pid is not a live process, or unreadable). */
+export function isAbandonedTemp(name: string): boolean {
+  const pid = Number(/^\.farlab-tmp-(\d+)-/.exec(name)?.[1]);
+  if (!Number.isInteger(pid) || pid <= 0) return true; // no owner recorded
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
+
 export class VolumePathError extends AgentError {
   override name = "VolumePathError";
   constructor(message: string) {

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import type { Resources, VolumeEntry, VolumeInfo } from "../protocol/messages";
 import { AgentError, notFound, usageError } from "../agent/errors";
 import type { Log } from "../agent/log";
-import { checkVolumeName, pathSegments, resolveInside, TEMP_PREFIX, VolumePathError } from "./paths";
+import { checkVolumeName, isAbandonedTemp, pathSegments, resolveInside, TEMP_PREFIX, VolumePathError } from "./paths";
 
 export interface VolumeMount {
   volume: string;
@@ -185,6 +185,7 @@ export class VolumeStore {
       for (const entry of entries) {
         const full = path.join(dir, entry.name);
         if (entry.name.startsWith(TEMP_PREFIX)) {
+          if (!isAbandonedTemp(entry.name)) continue; // another live agent's transfer
           fs.rmSync(full, { recursive: true, force: true });
           this.log(`volumes: removed an unfinished transfer's temporary ${full}`);
         } else if (entry.isDirectory()) visit(full);

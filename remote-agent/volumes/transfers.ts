@@ -15,7 +15,7 @@ import * as path from "node:path";
 import { notFound, usageError } from "../agent/errors";
 import type { Log } from "../agent/log";
 import { ArchiveReader, ArchiveWriter, CHUNK_BYTES, installStaged, planArchive } from "./archive";
-import { pathSegments, TEMP_PREFIX } from "./paths";
+import { pathSegments, tempName } from "./paths";
 import type { VolumeStore } from "./store";
 
 /** Chunks a sender may have unacknowledged. */
@@ -67,7 +67,7 @@ export class TransferManager {
     const parent = segments.length === 0 ? destination : path.dirname(destination);
     await fsp.mkdir(parent, { recursive: true });
     const id = newTransferId();
-    const staging = path.join(parent, `${TEMP_PREFIX}${id}`);
+    const staging = path.join(parent, tempName(id));
     const upload: Upload = {
       direction: "put",
       id,
@@ -90,7 +90,7 @@ export class TransferManager {
     if (!exists) throw notFound(`'${pathSegments(relative).join("/")}' does not exist in volume '${name}'`);
     const plan = await planArchive(absolute, volumeRoot);
     const id = newTransferId();
-    this.add({ direction: "get", id, owner, volume: name, chain: Promise.resolve(), nextSeq: 0, reader: new ArchiveReader(plan) });
+    this.add({ direction: "get", id, owner, volume: name, chain: Promise.resolve(), nextSeq: 0, reader: new ArchiveReader(plan, CHUNK_BYTES, WINDOW + 2) });
     return {
       transferId: id,
       kind: plan.kind,

@@ -9,7 +9,7 @@
  */
 import { performance } from "node:perf_hooks";
 import * as vm from "node:vm";
-import type { MapItemResult, ToRunner } from "../../protocol/runner";
+import type { MapItemFailure, ToRunner } from "../../protocol/runner";
 import type { RunnerChannel } from "./channel";
 import { jsonValue, type CellError } from "./errors";
 import type { InterruptSource } from "./interrupt";
@@ -52,55 +52,70 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
 }
 
-/** The result as it will travel (JSON), or an error naming why it cannot. */
-function checked(result: MapItemResult, maxBytes: number): MapItemResult {
-  const value = result.value;
-  if (result.error || value === undefined || value === null || typeof value === "number" || typeof value === "boolean") return result;
+type Failure = MapItemFailure;
+
+/** The result as it will travel (JSON), or the error that stands for it. */
+function checked(index: number, value: unknown, maxBytes: number): { value: unknown } | { failure: Failure } {
+  if (value === undefined || value === null || typeof value === "number" || typeof value === "boolean") return { value: value ?? null };
   const json = jsonValue(value, "the result");
-  if (json.valueError) return { index: result.index, error: { ename: "SerializationError", evalue: json.valueError, traceback: [] } };
+  if (json.valueError) return { failure: { index, ename: "SerializationError", evalue: json.valueError, traceback: [] } };
   const bytes = typeof value === "string" ? Buffer.byteLength(value) + 2 : Buffer.byteLength(JSON.stringify(json.value));
   if (bytes > maxBytes) {
     const evalue = `the result is ${(bytes / 2 ** 20).toFixed(1)} MiB as JSON, over the %map limit of ${maxBytes / 2 ** 20} MiB per result`;
-    return { index: result.index, error: { ename: "ResultTooLarge", evalue, traceback: [] } };
+    return { failure: { index, ename: "ResultTooLarge", evalue, traceback: [] } };
   }
-  return { index: result.index, value: json.value };
+  return { value: json.value };
+}
+
+interface Slot {
+  index: number;
+  value?: unknown;
+  failure?: Failure;
+  /** A promise the call returned, not yet settled. */
+  pending?: boolean;
 }
 
 export async function runMapBatch(message: MapBatch, deps: MapBatchDeps): Promise<void> {
   const started = performance.now();
-  const reply = (fields: { results: MapItemResult[]; fnError?: { ename: string; evalue: string }; interrupted?: boolean }) =>
-    deps.channel.send({ type: "map_results", batch: message.batch, elapsedMs: performance.now() - started, ...fields });
+  const indices: number[] = [];
+  const values: unknown[] = [];
+  const errors: Failure[] = [];
+  const reply = (extra: { fnError?: { ename: string; evalue: string }; interrupted?: boolean } = {}) =>
+    deps.channel.send({ type: "map_results", batch: message.batch, indices, values, errors, elapsedMs: performance.now() - started, ...extra });
 
   let fn: (value: unknown) => unknown;
   try {
     fn = lookup(message.fn);
   } catch (error) {
     const e = error as FunctionNotFound;
-    return reply({ results: [], fnError: { ename: e.ename ?? "TypeError", evalue: e.message } });
+    return reply({ fnError: { ename: e.ename ?? "TypeError", evalue: e.message } });
   }
 
-  const results: MapItemResult[] = [];
-  const pending: Array<{ slot: MapItemResult; settled: Promise<void>; done: boolean }> = [];
+  const slots: Slot[] = [];
+  const settling: Array<Promise<void>> = [];
+  const failure = (index: number, error: unknown): Failure => ({ index, ...deps.formatError(error) });
   const scope = globalThis as Record<symbol, unknown>;
   scope[BATCH_BODY] = () => {
-    for (const item of message.items) {
-      const slot: MapItemResult = { index: item.index };
+    const inputs = message.values;
+    for (let i = 0; i < inputs.length; i++) {
+      const slot: Slot = { index: message.indices[i] };
       try {
-        const value = fn(item.value);
+        const value = fn(inputs[i]);
         if (isThenable(value)) {
-          const entry = { slot, settled: Promise.resolve(), done: false };
-          entry.settled = Promise.resolve(value).then(
-            (v) => void ((slot.value = v), (entry.done = true)),
-            (e: unknown) => void ((slot.error = deps.formatError(e)), (entry.done = true)),
+          slot.pending = true;
+          settling.push(
+            Promise.resolve(value).then(
+              (v) => void ((slot.value = v), (slot.pending = false)),
+              (e: unknown) => void ((slot.failure = failure(slot.index, e)), (slot.pending = false)),
+            ),
           );
-          pending.push(entry);
         } else {
           slot.value = value;
         }
       } catch (error) {
-        slot.error = deps.formatError(error);
+        slot.failure = failure(slot.index, error);
       }
-      results.push(slot);
+      slots.push(slot);
     }
   };
 
@@ -114,15 +129,27 @@ export async function runMapBatch(message: MapBatch, deps: MapBatchDeps): Promis
     delete scope[BATCH_BODY];
   }
 
-  if (!interrupted && pending.length > 0) {
+  if (!interrupted && settling.length > 0) {
     const stop = new Promise<"interrupted">((resolve) => deps.interrupts.arm(() => resolve("interrupted")));
     try {
-      interrupted = (await Promise.race([Promise.all(pending.map((p) => p.settled)), stop])) === "interrupted";
+      interrupted = (await Promise.race([Promise.all(settling), stop])) === "interrupted";
     } finally {
       deps.interrupts.disarm();
     }
   }
-  const unfinished = new Set(pending.filter((p) => !p.done).map((p) => p.slot));
-  const finished = unfinished.size ? results.filter((slot) => !unfinished.has(slot)) : results;
-  reply({ results: finished.map((slot) => checked(slot, message.maxResultBytes)), ...(interrupted ? { interrupted } : {}) });
+  for (const slot of slots) {
+    if (slot.pending) continue; // interrupted before its promise settled: not done
+    if (slot.failure) {
+      errors.push(slot.failure);
+      continue;
+    }
+    const result = checked(slot.index, slot.value, message.maxResultBytes);
+    if ("failure" in result) {
+      errors.push(result.failure);
+    } else {
+      indices.push(slot.index);
+      values.push(result.value);
+    }
+  }
+  reply(interrupted ? { interrupted } : {});
 }

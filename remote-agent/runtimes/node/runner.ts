@@ -44,7 +44,9 @@ async function main(): Promise<void> {
       channel.send({
         type: "map_results",
         batch: message.batch,
-        results: [],
+        indices: [],
+        values: [],
+        errors: [],
         elapsedMs: 0,
         fnError: { ename: "ShellError", evalue: "%map needs a function of a lang=python or lang=ts session; bash cells define none" },
       });
@@ -69,7 +71,9 @@ async function main(): Promise<void> {
             channel.send({
               type: "map_results",
               batch: message.batch,
-              results: [],
+              indices: [],
+              values: [],
+              errors: [],
               elapsedMs: 0,
               fnError: { ename: "RunnerError", evalue: String((error as Error)?.stack ?? error) },
             }),

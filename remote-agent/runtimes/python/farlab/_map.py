@@ -41,39 +41,28 @@ def _encode(value):
     return json.dumps(value, allow_nan=False, default=_display._json_default)
 
 
-def _checked(result, max_bytes):
-    """The result itself if it can travel as JSON within max_bytes, else an error result."""
-    if "error" in result:
-        return result
+def _check(value, max_bytes):
+    """(value as it will travel, None) or (None, error) when JSON cannot carry it within max_bytes."""
     try:
-        size = len(_encode(result.get("value")))
-    except ValueError:  # NaN / Infinity: null, as the channel does for every message
-        return {"index": result["index"], "value": _channel._finite(result["value"])}
-    except (TypeError, OverflowError, RecursionError) as e:
-        return {
-            "index": result["index"],
-            "error": {
-                "ename": "SerializationError",
-                "evalue": "the result (%s) cannot be sent back as JSON: %s" % (type(result["value"]).__name__, e),
-                "traceback": [],
-            },
-        }
+        try:
+            size = len(_encode(value))
+        except ValueError:  # NaN / Infinity: null, as the channel does for every message
+            value = _channel._finite(value)
+            size = len(_encode(value))
+    except (TypeError, ValueError, OverflowError, RecursionError) as e:
+        return None, ("SerializationError", "the result (%s) cannot be sent back as JSON: %s" % (type(value).__name__, e))
     if size > max_bytes:
-        return {
-            "index": result["index"],
-            "error": {
-                "ename": "ResultTooLarge",
-                "evalue": "the result is %.1f MiB as JSON, over the %%map limit of %d MiB per result"
-                % (size / 2**20, max_bytes // 2**20),
-                "traceback": [],
-            },
-        }
-    return result
+        return None, (
+            "ResultTooLarge",
+            "the result is %.1f MiB as JSON, over the %%map limit of %d MiB per result" % (size / 2**20, max_bytes // 2**20),
+        )
+    return value, None
 
 
 def run_batch(namespace, message, allow_interrupt):
     started = time.monotonic()
-    reply = {"type": "map_results", "batch": message["batch"], "results": []}
+    indices, values, errors = [], [], []
+    reply = {"type": "map_results", "batch": message["batch"], "indices": indices, "values": values, "errors": errors}
     try:
         fn = _lookup(namespace, message["fn"])
     except Exception as exc:
@@ -81,33 +70,44 @@ def run_batch(namespace, message, allow_interrupt):
         reply["elapsedMs"] = (time.monotonic() - started) * 1000
         _channel.emit(reply)
         return
-    results = reply["results"]
     is_async = inspect.iscoroutinefunction(fn)
     allow_interrupt(True)
     try:
-        for item in message["items"]:
+        for index, value in zip(message["indices"], message["values"]):
             try:
-                value = fn(item["value"])
-                if is_async or inspect.isawaitable(value):
-                    value = _await(value)
-                results.append({"index": item["index"], "value": value})
+                result = fn(value)
+                if is_async or inspect.isawaitable(result):
+                    result = _await(result)
+                values.append(result)
+                indices.append(index)
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # SystemExit too: one input's sys.exit() is its error
-                results.append({"index": item["index"], "error": format_error(exc)})
+                errors.append(dict(index=index, **format_error(exc)))
     except KeyboardInterrupt:
         reply["interrupted"] = True
     finally:
         allow_interrupt(False)
+    if len(values) > len(indices):  # interrupted between the two appends
+        values.pop()
     reply["elapsedMs"] = (time.monotonic() - started) * 1000
     reply["id"] = _channel.current_job()
     for hook in _channel._before_emit:  # the function's prints go before its results
         hook()
+    limit = message["maxResultBytes"]
     try:
         line = _encode(reply)
-        if len(line) > message["maxResultBytes"]:
-            raise ValueError("large")
+        if len(line) > limit:
+            raise ValueError("over the limit: check each result")
     except (TypeError, ValueError, OverflowError, RecursionError):
-        reply["results"] = [_checked(r, message["maxResultBytes"]) for r in results]
+        kept_indices, kept_values = [], []
+        for index, value in zip(indices, values):
+            value, problem = _check(value, limit)
+            if problem:
+                errors.append({"index": index, "ename": problem[0], "evalue": problem[1], "traceback": []})
+            else:
+                kept_indices.append(index)
+                kept_values.append(value)
+        reply["indices"], reply["values"] = kept_indices, kept_values
         line = _encode(reply)
     _channel._outbox.put((line + "\n").encode("ascii"))

@@ -41,7 +41,7 @@ function table(report: DriverReport): string {
   const slow = median(report.farlab.slow_s);
   const ideal = (report.n_slow * 0.05) / 4;
   return [
-    `| ${report.n_trivial} trivial inputs, 2 workers / engines | inputs/s (median of ${report.runs}) | farlab / this |`,
+    `| ${report.n_trivial} trivial inputs, 2 workers / engines | inputs/s (median of ${report.runs}) | farlab (first row) / this |`,
     "|---|---:|---:|",
     `| farlab %map (adaptive batches), whole cell | ${farlab.toFixed(0)} | 1.00 |`,
     `| farlab %map ... -o r (plus the local assignment) | ${farlabO.toFixed(0)} | ${(farlab / farlabO).toFixed(2)} |`,

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -48,9 +49,8 @@ class CellRun:
         self.error = None
 
 
-def run_cell(kc, code, timeout=TIMEOUT, during=None):
-    """Runs `code`; returns a CellRun once the kernel is idle again and the reply is in.
-    `during` (optional) is called with the elapsed seconds at every iopub message."""
+def run_cell(kc, code, timeout=TIMEOUT):
+    """Runs `code`; returns a CellRun once the kernel is idle again and the reply is in."""
     run = CellRun()
     started = time.perf_counter()
     msg_id = kc.execute(code)
@@ -78,8 +78,6 @@ def run_cell(kc, code, timeout=TIMEOUT, during=None):
             run.outputs.append(msg["content"]["data"].get("text/plain", ""))
         elif kind == "error":
             run.error = "%s: %s" % (msg["content"]["ename"], msg["content"]["evalue"])
-        if during:
-            during(now)
     reply = kc.get_shell_msg(timeout=TIMEOUT)
     while reply["parent_header"].get("msg_id") != msg_id:
         reply = kc.get_shell_msg(timeout=TIMEOUT)
@@ -88,13 +86,19 @@ def run_cell(kc, code, timeout=TIMEOUT, during=None):
     return run
 
 
+def shown(text):
+    """An output as the user reads it: no colours, no `Out[0:3]: ` prompt (ipyparallel's), no line end."""
+    return re.sub(r"^Out\[[^\]]*\]: ", "", re.sub(r"\x1b\[[0-9;]*m", "", text)).strip()
+
+
 def checked(kc, code, expect=None, timeout=TIMEOUT):
-    """run_cell that fails loudly when the cell fails or `expect` is not among its outputs."""
+    """run_cell that fails loudly when the cell fails or no output is exactly `expect`
+    (a result's text/plain, or a stream's text without its line end)."""
     run = run_cell(kc, code, timeout)
     if run.error:
         raise RuntimeError("%r failed: %s" % (code[:80], run.error))
-    if expect is not None and not any(expect in out for out in run.outputs):
-        raise RuntimeError("%r: expected %r in the outputs, got %r" % (code[:80], expect, run.outputs))
+    if expect is not None and not any(shown(out) == expect for out in run.outputs):
+        raise RuntimeError("%r: expected an output %r, got %r" % (code[:80], expect, run.outputs))
     return run
 
 
@@ -274,6 +278,8 @@ def flood(km, kc, megabytes):
         "kernel_rss_before_mib": sum(before[pid] for pid in kernel_side) / 1024,
         "kernel_peak_growth_mib": growth(kernel_side, peak),
         "kernel_growth_after_mib": growth(kernel_side, after),
+        "kernel_process_peak_growth_mib": growth([pid for pid in kernel_side if depth[pid] == 0], peak),
+        "executor_peak_growth_mib": growth([pid for pid in kernel_side if depth[pid] == 1], peak),
         "agent_peak_growth_mib": growth(agent_side, peak),
         "agent_growth_after_mib": growth(agent_side, after),
         "runtime_peak_growth_mib": growth(runtime_side, peak),
@@ -356,6 +362,9 @@ def main():
             report["warm"] = bench_warm(px_kc, kc, args)
         report["cold"] = bench_cold(kc, args)
         report["flood"] = flood(km, kc, args.flood_mb)
+        # The same cell again: growth that repeats is per cell (a leak); growth that does not is
+        # the heap settling at a new size.
+        report["flood_again"] = flood(km, kc, args.flood_mb)
         log("farlab flood: %s" % {k: v for k, v in report["flood"].items() if k != "processes"})
     finally:
         kc.stop_channels()

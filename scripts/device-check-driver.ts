@@ -40,6 +40,7 @@ interface Options {
   dryRun: boolean;
   /** A GPU name the machine does not have (the brief's `gpu=A100`), unless the machine has one. */
   absentGpu: string;
+  deadlineS: number;
 }
 
 type Recorded = DisplayMessage | { msgType: "stream"; content: { name: string; text: string } };
@@ -60,6 +61,10 @@ interface Check {
 
 const SESSION = "device-check";
 const PROGRESS_STEPS = 20;
+/** The GPU cell's own limit (first `import torch` and CUDA start-up included). */
+const CELL_TIMEOUT_S = 180;
+/** The whole check; below the device tool's timeout_s (docs: 300), so the summary still comes back. */
+const DEFAULT_DEADLINE_S = 240;
 
 function parseArgs(argv: string[]): Options {
   const value = (name: string) => {
@@ -67,12 +72,13 @@ function parseArgs(argv: string[]): Options {
     return index >= 0 ? argv[index + 1] : undefined;
   };
   const agent = value("agent");
-  if (!agent) throw new Error("usage: device-driver.js --agent AGENT.js [--data-dir DIR] [--dry-run] [--absent-gpu NAME]");
+  if (!agent) throw new Error("usage: device-driver.js --agent AGENT.js [--data-dir DIR] [--dry-run] [--absent-gpu NAME] [--deadline-s 240]");
   return {
     agent: path.resolve(agent),
     dataDir: path.resolve(value("data-dir") ?? fs.mkdtempSync(path.join(os.tmpdir(), "farlab-device-agent-"))),
     dryRun: argv.includes("--dry-run"),
     absentGpu: value("absent-gpu") ?? "A100",
+    deadlineS: Number(value("deadline-s") ?? DEFAULT_DEADLINE_S),
   };
 }
 
@@ -171,7 +177,7 @@ class Notebook {
 // ---- the cells ------------------------------------------------------------------------------------
 
 /** The GPU cell's body: every fact the checks need ends up in the JSON value (-o gpu_report). */
-const GPU_CELL = `%%remote gpu=any lang=python session=${SESSION} -i dry_run -o gpu_report
+const GPU_CELL = `%%remote gpu=any lang=python session=${SESSION} timeout=${CELL_TIMEOUT_S} -i dry_run -o gpu_report
 import os, sys, time
 from farlab import progress
 report = {"python": sys.executable, "visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "torch": None}
@@ -328,6 +334,17 @@ function checkUsageError(checks: Checks, label: string, cell: CellRecord, invent
 
 // ---- main -----------------------------------------------------------------------------------------
 
+/** Prints the checks (stderr) and the summary (stdout); the exit status. */
+function finish(checks: Checks, summary: Record<string, unknown>, options: Options): number {
+  for (const c of checks.list) process.stderr.write(`${c.status === "ok" ? "ok     " : c.status === "skipped" ? "skipped" : "FAILED "}  ${c.name}: ${c.detail}\n`);
+  const failed = checks.failed;
+  process.stderr.write(failed.length ? `device check FAILED (${failed.length} of ${checks.list.length} checks)\n` : `device check passed (${checks.list.length} checks${options.dryRun ? ", dry run" : ""})\n`);
+  summary.checks = checks.list;
+  summary.passed = failed.length === 0;
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  return failed.length === 0 ? 0 : 1;
+}
+
 async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
   fs.mkdirSync(options.dataDir, { recursive: true });
@@ -335,10 +352,17 @@ async function main(): Promise<number> {
   const notebook = new Notebook(agent, options.dataDir);
   const checks = new Checks();
   const summary: Record<string, unknown> = { dryRun: options.dryRun, node: process.version, dataDir: options.dataDir };
+  // A hung agent or cell must not eat the device time silently: report what we have and stop.
+  setTimeout(() => {
+    checks.add(`the device check finished within ${options.deadlineS} s`, false, "stopped by the deadline");
+    summary.agentStderrTail = agent.stderrTail().trim().split("\n").slice(-10);
+    agent.kill();
+    process.exit(finish(checks, summary, options));
+  }, options.deadlineS * 1000).unref();
   try {
     const client = notebook.agents.client("local");
-    const hello = await client.request({ type: "status" });
-    const inventory = hello.gpus;
+    const initial = await client.request({ type: "status" });
+    const inventory = initial.gpus;
     summary.gpus = inventory.map((g) => ({ index: g.index, name: g.name, memoryTotalMiB: g.memoryTotalMiB }));
     checks.add("the agent reads a GPU inventory from nvidia-smi", inventory.length > 0, inventory.map((g) => `${g.index}: ${g.name}`).join(", ") || "no GPUs");
 
@@ -375,14 +399,7 @@ async function main(): Promise<number> {
     const tail = agent.stderrTail().trim();
     if (tail) summary.agentStderrTail = tail.split("\n").slice(-10);
   }
-
-  for (const c of checks.list) process.stderr.write(`${c.status === "ok" ? "ok     " : c.status === "skipped" ? "skipped" : "FAILED "}  ${c.name}: ${c.detail}\n`);
-  const failed = checks.failed;
-  process.stderr.write(failed.length ? `device check FAILED (${failed.length} of ${checks.list.length} checks)\n` : `device check passed (${checks.list.length} checks${options.dryRun ? ", dry run" : ""})\n`);
-  summary.checks = checks.list;
-  summary.passed = failed.length === 0;
-  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-  return failed.length === 0 ? 0 : 1;
+  return finish(checks, summary, options);
 }
 
 main().then(

@@ -47,6 +47,8 @@ const BEHAVIOURS: Record<string, string> = {
   test_monte_carlo_pi: "Monte Carlo pi over 40 seeds on 4 workers (same counts as in the session, one progress bar)",
   test_ten_thousand_inputs_in_order: "10,000 inputs come back complete and in order",
   test_result_without_output_is_the_cell_value: "without -o the result array is the cell's value",
+  test_function_output_is_shown_per_worker: "what the function prints is shown, each line prefixed with its worker",
+  test_unordered_results_are_all_there: "ordered=false gives every result (in completion order)",
   test_failing_input_names_index_and_error: "a failing input makes a MapError naming its index and error; the others finish",
   test_return_exceptions_puts_errors_in_place: "--return-exceptions puts Error values in place",
   test_result_over_the_size_limit_is_named: "a result over the size limit is a ResultTooLarge error",

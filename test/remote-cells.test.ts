@@ -86,7 +86,7 @@ const BEHAVIOURS: Record<string, string> = {
   test_stop_and_restart_sessions: "%remote restart clears a session, %remote stop ends it",
   test_jobs_lists_cells: "%remote jobs lists recent cells",
   test_bad_options_send_nothing: "bad options and sizes are MagicUsageErrors and send nothing",
-  test_unknown_agent_and_subcommand: "unknown agents and %remote connect are usage errors",
+  test_unknown_agent_and_subcommand: "unknown agents, and %remote connect without a usable URL, are usage errors",
   test_interrupt_keeps_session_state: "an interrupt raises KeyboardInterrupt remotely and keeps the session",
   test_timeout_is_a_timeout_error: "timeout= ends the cell with a TimeoutError",
   test_waiting_for_a_gpu_shows_why: "a cell waiting for a GPU shows why, in one status display",

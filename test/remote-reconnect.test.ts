@@ -48,7 +48,7 @@ before(() => {
 });
 
 after(() => {
-  fs.rmSync(work, { recursive: true, force: true });
+  if (!process.env.FARLAB_TEST_DEBUG) fs.rmSync(work, { recursive: true, force: true });
 });
 
 interface Received {
@@ -62,7 +62,9 @@ interface Received {
 async function runWithCuts(client: AgentClient, proxy: TcpProxy, release: string): Promise<Received> {
   const stream = await client.run({ session: { lang: "python", resources: {}, fresh: false }, code: numberedLines(release) });
   const links: LinkStatus[] = [];
+  const debug = process.env.FARLAB_TEST_DEBUG ? (m: string) => process.stderr.write(`[reconnect-test] ${m}\n`) : () => undefined;
   stream.onLink((status) => {
+    debug(JSON.stringify(status));
     links.push(status);
     // Back up after the last cut: let the job finish.
     if (status.state === "reconnected" && links.filter((l) => l.state === "reconnected").length === CUT_AFTER.length) {
@@ -79,6 +81,7 @@ async function runWithCuts(client: AgentClient, proxy: TcpProxy, release: string
       const lines = text.split("\n").length - 1;
       const linkUp = links.filter((l) => l.state === "reconnected").length === cuts;
       if (cuts < CUT_AFTER.length && lines >= CUT_AFTER[cuts] && linkUp) {
+        debug(`cut at ${lines} lines`);
         assert.ok(proxy.cut() > 0, "the proxy had a connection to cut");
         cuts++;
       }
@@ -148,11 +151,15 @@ test("SSH: a job's output survives three cuts of the link, every line once and i
   try {
     // Each reconnect is a new `serve --stdio` process on the host, which follows the job that the
     // previous one (whose client went away) still runs, through the journal.
-    assertEveryLineOnce(await runWithCuts(client, proxy, path.join(work, "release-ssh")));
+    const received = await runWithCuts(client, proxy, path.join(work, "release-ssh"));
+    if (process.env.FARLAB_TEST_DEBUG) process.stderr.write(`[reconnect-test] received done ${JSON.stringify(received.done)}\n`);
+    assertEveryLineOnce(received);
     assert.equal(proxy.connections, 1 + CUT_AFTER.length, "one new SSH connection per cut");
   } finally {
     client.close();
+    if (process.env.FARLAB_TEST_DEBUG) process.stderr.write(`[reconnect-test] closing proxy\n`);
     await proxy.close();
+    if (process.env.FARLAB_TEST_DEBUG) process.stderr.write(`[reconnect-test] stopping sshd\n`);
     await sshd.stop();
   }
 });

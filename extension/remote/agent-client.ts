@@ -54,6 +54,8 @@ export interface AgentClientOptions {
    * A ZeroMQ agent uses the authenticated CURVE key instead of this claim.
    */
   user?: string;
+  /** ZeroMQ: proof that this client holds the key of `user` (remote-agent/keys/user-proof.ts). */
+  userProof?: string;
   /** Where protocol warnings go (a malformed message is dropped, not fatal). */
   warn?: (message: string) => void;
 }
@@ -72,6 +74,7 @@ export class AgentClient {
   private readonly reconnectBaseMs: number;
   private readonly reconnectMaxMs: number;
   private readonly user: string | undefined;
+  private readonly userProof: string | undefined;
   private readonly warn: (message: string) => void;
   /** The connection being made or in use (what requests wait for). */
   private transport: Promise<Transport> | undefined;
@@ -94,6 +97,7 @@ export class AgentClient {
     this.reconnectBaseMs = options.reconnectBaseMs ?? 250;
     this.reconnectMaxMs = options.reconnectMaxMs ?? 10_000;
     this.user = options.user;
+    this.userProof = options.userProof;
     this.warn = options.warn ?? ((m) => process.stderr.write(`farlab: ${m}\n`));
   }
 
@@ -199,7 +203,12 @@ export class AgentClient {
     try {
       this.agentInfo = await this.requestOn(transport, {
         type: "hello",
-        client: { id: this.clientId, name: "farlab-kernel", ...(this.user ? { user: this.user } : {}) },
+        client: {
+          id: this.clientId,
+          name: "farlab-kernel",
+          ...(this.user ? { user: this.user } : {}),
+          ...(this.userProof ? { proof: this.userProof } : {}),
+        },
       });
     } catch (error) {
       transport.close();

@@ -10,6 +10,7 @@
  */
 import * as os from "node:os";
 import { MagicUsageError } from "../magics/errors";
+import { curveUser, makeUserProof } from "../../remote-agent/keys/user-proof";
 import { clientKeyPair } from "../transports/client-keys";
 import { TransportError } from "../transports/errors";
 import { connectorFor, isRemoteAgentUrl, type RemoteAgentAddress } from "../transports/index";
@@ -24,6 +25,8 @@ interface KnownAgent {
   describe: string;
   /** The embedded agent never reconnects: if it died, its runtimes (and their jobs) died with it. */
   reconnects: boolean;
+  /** tcp:// agents: the agent's public key, to prove this client's user to it. */
+  serverKey?: string;
 }
 
 export interface AgentRegistryOptions {
@@ -117,7 +120,7 @@ export class AgentRegistry {
       client = new AgentClient(known.connector, {
         name: resolved,
         reconnectAttempts: known.reconnects ? this.reconnectAttempts : 0,
-        user: known.reconnects ? clientUser() : `local:${os.userInfo().username}`,
+        ...userOf(known),
       });
       this.clients.set(resolved, client);
     }
@@ -172,7 +175,7 @@ export class AgentRegistry {
 
   private knownFor(address: RemoteAgentAddress, describe: string): KnownAgent {
     try {
-      return { connector: connectorFor(address), describe, reconnects: true };
+      return { connector: connectorFor(address), describe, reconnects: true, serverKey: address.serverKey };
     } catch (error) {
       // A bad URL or a missing server_key: found before anything is sent, like any usage error.
       if (error instanceof TransportError) throw new MagicUsageError(error.message);
@@ -198,8 +201,13 @@ function addressOf(entry: AgentEntry): RemoteAgentAddress {
  * `farlab keys`), the same in every kernel, so a new kernel sees and attaches to the jobs that
  * an earlier one started. A ZeroMQ agent checks it by the CURVE handshake itself.
  */
-function clientUser(): string {
-  return `curve:${clientKeyPair().publicKey}`;
+function userOf(known: KnownAgent): { user: string; userProof?: string } {
+  if (!known.reconnects) return { user: `local:${os.userInfo().username}` };
+  if (known.serverKey) {
+    const { user, proof } = makeUserProof(clientKeyPair(), known.serverKey);
+    return { user, userProof: proof };
+  }
+  return { user: curveUser(clientKeyPair().publicKey) };
 }
 
 /** The kernel-wide registry: one per executor process, shared by %%remote, %remote, %map, ... */

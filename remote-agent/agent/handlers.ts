@@ -7,7 +7,7 @@ import type { Agent } from "./agent";
 import type { HandlerTable } from "./dispatcher";
 import { notFound } from "./errors";
 import { followForeignJob } from "./journal-follow";
-import { journalJobsOf, journalOwnedBy, ownerOfClient } from "./ownership";
+import { journalJobsOf, journalOwnedBy } from "./ownership";
 import { createVolumeHandlers } from "../volumes/handlers";
 import { createMapHandlers } from "../map/handlers";
 
@@ -36,7 +36,7 @@ export function createHandlers(agent: Agent): HandlerTable {
 
     hello(request, { connection }) {
       connection.clientId = request.client.id;
-      connection.owner = ownerOfClient(request.client);
+      connection.owner = connection.ownerFor(request.client);
       agent.sessions.bindClient(request.client.id, connection.owner);
       agent.log(`client ${request.client.id}${request.client.name ? ` (${request.client.name})` : ""} said hello`);
       return { of: "hello", agentVersion: agent.version, protocol: PROTOCOL_VERSION, backend: agent.backendName, agentId: agent.id };

@@ -279,17 +279,25 @@ export class Session {
       resources: this.resources,
       gpus,
       agentHasGpus: this.options.gpus.devices.length > 0,
-      ...this.secretsAndMounts(),
+      ...this.secretsAndMounts(name === this.name),
     };
   }
 
   /** The runtime's secret environment (also what the masker hides) and its volume mounts. */
-  private secretsAndMounts(): Pick<SessionSpec, "env" | "mounts"> {
+  private secretsAndMounts(forSession: boolean): Pick<SessionSpec, "env" | "mounts"> {
     const env = this.options.secrets?.environment(this.resources.secrets ?? []) ?? {};
     const volumes = this.resources.volumes ?? [];
     const mounts = volumes.length > 0 && this.options.volumes ? this.options.volumes.mountsFor(this.name, volumes) : [];
-    this.masker = new SecretMasker(Object.values(env));
+    if (forSession) this.masker = new SecretMasker(Object.values(env)); // replicas: newSecretMasker()
     return { env, mounts };
+  }
+
+  /**
+   * A masker for output of this session's secrets that does not pass through the session itself
+   * (e.g. %map workers started with startReplica, which get the same environment).
+   */
+  newSecretMasker(): SecretMasker {
+    return new SecretMasker(Object.values(this.options.secrets?.environment(this.resources.secrets ?? []) ?? {}));
   }
 
   /**

@@ -58,6 +58,12 @@ export interface Transport {
   readonly frames: AsyncIterable<Incoming>;
   /** Stops sending and receiving; the `frames` iterator ends. */
   close(): void;
+  /**
+   * Present on transports whose peers authenticate by key (ZeroMQ/CURVE): whether a client may
+   * act as the user it claims in `hello` (remote-agent/keys/user-proof.ts). Absent: the claim
+   * is taken as it is (stdio and SSH serve the login account's own client).
+   */
+  checkUser?(user: string, proof: string | undefined): boolean;
 }
 
 export function encodeFrame(header: object, payload?: Uint8Array): Buffer {

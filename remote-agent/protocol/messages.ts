@@ -276,6 +276,8 @@ export const Request = z.discriminatedUnion("type", [
        * claim and uses the key the connection authenticated with.
        */
       user: z.string().max(256).optional(),
+      /** ZeroMQ: proof that the client holds the CURVE key of `user` (remote-agent/keys/user-proof.ts). */
+      proof: z.string().max(128).optional(),
     }),
   }),
   z.object({

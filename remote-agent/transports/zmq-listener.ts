@@ -19,6 +19,8 @@ import type { Log } from "../agent/log";
 import { AuthorizedKeys, authorizedKeysPath } from "../keys/authorized-keys";
 import { agentKeyPair } from "../keys/agent-keys";
 import { startZapHandler, type ZapHandler } from "../keys/zap-handler";
+import { checkUserProof } from "../keys/user-proof";
+import type { CurveKeyPair } from "../keys/keypair";
 import { AsyncQueue } from "./async-queue";
 import { decodeMultipart, encodeMultipart } from "./multipart";
 
@@ -51,6 +53,8 @@ export class ZmqListener {
     /** The bound address, with the real port. */
     readonly endpoint: string,
     readonly publicKey: string,
+    /** The agent's keypair: checks the user proofs of clients' `hello`. */
+    readonly keys: CurveKeyPair,
   ) {}
 
   static async start(options: ZmqListenerOptions): Promise<ZmqListener> {
@@ -93,7 +97,7 @@ export class ZmqListener {
       zap.close();
       throw new Error(`cannot listen on ${url}: ${(error as Error).message}`);
     }
-    const listener = new ZmqListener(context, router, zap, options, router.lastEndpoint ?? url, keys.publicKey);
+    const listener = new ZmqListener(context, router, zap, options, router.lastEndpoint ?? url, keys.publicKey, keys);
     void listener.receiveLoop();
     return listener;
   }
@@ -180,6 +184,11 @@ class RouterPeer implements Transport {
 
   close(): void {
     this.end();
+  }
+
+  /** A user is `curve:KEY` proven with KEY's secret half (../keys/user-proof.ts). */
+  checkUser(user: string, proof: string | undefined): boolean {
+    return checkUserProof(this.listener.keys, user, proof);
   }
 
   end(): void {

@@ -57,6 +57,10 @@ def exits(x):
         os._exit(7)
     return -x
 
+def loud(x):
+    print("working on", x)
+    return x
+
 def slow(x):
     time.sleep(0.2)
     return x
@@ -116,6 +120,16 @@ class TestMap(test_remote.RemoteCellTestCase):
 
     def test_result_without_output_is_the_cell_value(self):
         self.assertEqual(self.local("%map square [1, 2, 3] session=mc"), "[ 1, 4, 9 ]")
+
+    def test_function_output_is_shown_per_worker(self):
+        outputs = self.ok("%map loud [7, 8] session=mc workers=2")
+        text = stream_text(outputs)
+        for x in (7, 8):
+            self.assertRegex(text, r"(?m)^\[worker \d+\] working on %d$" % x)
+
+    def test_unordered_results_are_all_there(self):
+        self.ok("%map square [3, 1, 2, 5] session=mc workers=2 ordered=false -o unordered")
+        self.assertEqual(sorted(self.local_json("unordered")), [1, 4, 9, 25])
 
     def test_failing_input_names_index_and_error(self):
         error = self.fails("%map boom [0, 1, 2, 3, 4] session=mc workers=2 -o partial", "MapError")

@@ -11,8 +11,8 @@ from jupyter_client.session import Session
 
 from kernel_session import TIMEOUT, KernelSession
 
-# The user-facing stdin helper of local cells: a global `input(prompt)` returning a promise, like
-# Python's input() (asked of the engine's owner; see the helpers' report).
+# The stdin helper of local cells: a global `input(prompt?, { password? })` returning a promise,
+# like Python's input() (kernel/executor/farlab-typings.ts declares it).
 INPUT_CELL = 'const answer = await input("Your name? "); "hello " + answer'
 
 
@@ -296,6 +296,20 @@ class InputTests(unittest.TestCase):
         self.assertEqual(self.k.reply(msg_id)["content"]["status"], "ok")
         results = [m for m in self.k.outputs(msg_id) if m["msg_type"] == "execute_result"]
         self.assertEqual(results[0]["content"]["data"]["text/plain"], "'hello farlab'")
+
+    def test_password_input_is_marked_as_password(self):
+        msg_id = self.k.execute(
+            'const secretValue = await input("Token: ", { password: true }); secretValue.length',
+            allow_stdin=True,
+        )
+        request = self.k.kc.get_stdin_msg(timeout=TIMEOUT)
+        self.assertEqual(request["parent_header"]["msg_id"], msg_id)
+        self.assertEqual(request["content"]["prompt"], "Token: ")
+        self.assertTrue(request["content"]["password"])
+        self.k.kc.input("s3cret")
+        self.assertEqual(self.k.reply(msg_id)["content"]["status"], "ok")
+        results = [m for m in self.k.outputs(msg_id) if m["msg_type"] == "execute_result"]
+        self.assertEqual(results[0]["content"]["data"]["text/plain"], "6")
 
     def test_input_without_stdin_is_an_error(self):
         content, outputs = self.k.run(INPUT_CELL, allow_stdin=False)

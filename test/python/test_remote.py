@@ -256,8 +256,14 @@ class TestRemoteCells(RemoteCellTestCase):
     def test_unknown_agent_and_subcommand(self):
         error = self.fails("%%remote agent=gpu1\n1", "MagicUsageError")
         self.assertIn("%remote connect", error["evalue"])
-        error = self.fails("%remote connect ssh://u@h", "MagicUsageError")
-        self.assertIn("status", error["evalue"])
+        error = self.fails("%remote connect", "MagicUsageError")
+        self.assertIn("missing the agent's URL", error["evalue"])
+        error = self.fails("%remote connect http://h:1", "MagicUsageError")
+        self.assertIn("ssh://[user@]host[:port] or tcp://HOST:PORT", error["evalue"])
+        error = self.fails("%remote connect tcp://h:1", "MagicUsageError")
+        self.assertIn("server_key", error["evalue"])
+        error = self.fails("%remote nope", "MagicUsageError")
+        self.assertIn("connect", error["evalue"])
 
 
 class TestRemoteInterrupts(RemoteCellTestCase):

@@ -13,7 +13,7 @@
  * connect over ZeroMQ with CURVE (see transports/zmq-listener.ts); `keys` prints the agent's
  * public key and `authorize` allows a client key (see keys/).
  */
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -145,8 +145,16 @@ program
   .option("--data-dir <dir>", "keys, journal, sessions, volumes and secrets live here", DEFAULT_DATA_DIR)
   .option("--interrupt-grace-ms <ms>", "after SIGINT, how long a cell may take to stop before SIGTERM", milliseconds)
   .option("--terminate-grace-ms <ms>", "after SIGTERM, how long before SIGKILL", milliseconds)
-  .option("--journal-retention <duration>", "keep finished jobs' output (for %remote attach) this long: 7d, 12h, 90m", retention, DEFAULT_RETENTION.maxAgeMs)
-  .option("--journal-max-size <size>", "keep all journals under this size, oldest finished removed first: 1GiB, 500MiB", size, DEFAULT_RETENTION.maxBytes)
+  .addOption(
+    new Option("--journal-retention <duration>", "keep finished jobs' output (for %remote attach) this long: 7d, 12h, 90m")
+      .argParser(retention)
+      .default(DEFAULT_RETENTION.maxAgeMs, "7d"),
+  )
+  .addOption(
+    new Option("--journal-max-size <size>", "keep all journals under this size, oldest finished removed first: 1GiB, 500MiB")
+      .argParser(size)
+      .default(DEFAULT_RETENTION.maxBytes, "1GiB"),
+  )
   .action((options: ServeOptions) => serve(options));
 
 program

@@ -12,30 +12,22 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { installFarlab, type KernelspecPrefix } from "./helpers/kernelspec";
-import { PYTHON_TEST_DIR } from "./helpers/repo";
-import { SYSTEM_PYTHON, describeRun, runProgram, type RunResult } from "./helpers/processes";
+import { SYSTEM_PYTHON, describeRun } from "./helpers/processes";
+import { runPythonDriver, type DriverRun } from "./helpers/python-driver";
 
 let spec: KernelspecPrefix;
 let scratch: string;
-let run: RunResult;
-let outcomes: Map<string, string>;
+let driver: DriverRun;
 
 before(async () => {
   spec = await installFarlab("map");
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), "farlab-map-test-"));
-  run = await runProgram(SYSTEM_PYTHON, [path.join(PYTHON_TEST_DIR, "test_map.py")], {
-    env: {
-      ...spec.env,
-      FARLAB_EMBEDDED_AGENT_DIR: path.join(scratch, "agent"),
-      FARLAB_PYTHON: SYSTEM_PYTHON,
-      FARLAB_TEST_TMP: scratch,
-    },
-    timeoutMs: 170_000,
+  driver = await runPythonDriver("test_map.py", {
+    ...spec.env,
+    FARLAB_EMBEDDED_AGENT_DIR: path.join(scratch, "agent"),
+    FARLAB_PYTHON: SYSTEM_PYTHON,
+    FARLAB_TEST_TMP: scratch,
   });
-  outcomes = new Map();
-  for (const match of run.stderr.matchAll(/^(test_\w+) \([\w.]+\)(?:\n.*?)? \.\.\. (ok|FAIL|ERROR|skipped.*)$/gm)) {
-    outcomes.set(match[1], match[2]);
-  }
 });
 
 after(() => {
@@ -60,13 +52,13 @@ const BEHAVIOURS: Record<string, string> = {
 };
 
 test("the python driver ran to the end", () => {
-  assert.ok(!run.timedOut, describeRun("test_map.py", run));
-  assert.match(run.stderr, /^Ran \d+ tests?/m, describeRun("test_map.py", run));
+  assert.ok(!driver.run.timedOut, describeRun("test_map.py", driver.run));
+  assert.match(driver.run.stderr, /^Ran \d+ tests?/m, describeRun("test_map.py", driver.run));
 });
 
 for (const [name, behaviour] of Object.entries(BEHAVIOURS)) {
   test(behaviour, () => {
-    const outcome = outcomes.get(name);
-    assert.equal(outcome, "ok", `${name}: ${outcome ?? "did not run"}\n${describeRun("test_map.py", run)}`);
+    const outcome = driver.outcomes.get(name);
+    assert.equal(outcome, "ok", `${name}: ${outcome ?? "did not run"}\n${describeRun("test_map.py", driver.run)}`);
   });
 }

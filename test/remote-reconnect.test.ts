@@ -134,6 +134,7 @@ test("SSH: a job's output survives three cuts of the link, every line once and i
   const knownHosts = path.join(work, "known_hosts");
   fs.writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${type} ${base64}\n`);
   const agentCommand = `${process.execPath} ${path.join(REPO_ROOT, "dist", "remote-agent", "cli.js")}`;
+  const release = path.join(work, "release-ssh");
   const client = new AgentClient(
     () =>
       connectSsh({
@@ -151,11 +152,13 @@ test("SSH: a job's output survives three cuts of the link, every line once and i
   try {
     // Each reconnect is a new `serve --stdio` process on the host, which follows the job that the
     // previous one (whose client went away) still runs, through the journal.
-    const received = await runWithCuts(client, proxy, path.join(work, "release-ssh"));
+    const received = await runWithCuts(client, proxy, release);
     if (process.env.FARLAB_TEST_DEBUG) process.stderr.write(`[reconnect-test] received done ${JSON.stringify(received.done)}\n`);
     assertEveryLineOnce(received);
     assert.equal(proxy.connections, 1 + CUT_AFTER.length, "one new SSH connection per cut");
   } finally {
+    // Whatever happened, let the job end: the agent process that runs it is sshd's, not ours.
+    fs.writeFileSync(release, "");
     client.close();
     if (process.env.FARLAB_TEST_DEBUG) process.stderr.write(`[reconnect-test] closing proxy\n`);
     await proxy.close();

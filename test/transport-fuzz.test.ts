@@ -104,20 +104,27 @@ test(`stdio framing: ${PER_FRAMING} malformed frames each get an error reply, th
   const random = prng(SEED);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "farlab-fuzz-stdio-"));
   const child = spawn(process.execPath, [AGENT_CLI, "serve", "--stdio", "--data-dir", dataDir], { stdio: ["pipe", "pipe", "pipe"] });
-  child.stderr.resume();
   const decoder = new FrameDecoder();
   const received: FromAgent[] = [];
+  const problems: string[] = [];
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr = (stderr + text).slice(-4000)));
   let wake: (() => void) | undefined;
   child.stdout.on("data", (chunk: Buffer) => {
     for (const incoming of decoder.push(chunk)) {
-      if (incoming.kind !== "frame") assert.fail(`the agent sent an undecodable frame: ${incoming.message}`);
-      received.push(FromAgent.parse(incoming.header));
+      if (incoming.kind !== "frame") problems.push(`the agent sent an undecodable frame: ${incoming.message}`);
+      else {
+        const parsed = FromAgent.safeParse(incoming.header);
+        if (parsed.success) received.push(parsed.data);
+        else problems.push(`the agent sent a message outside the protocol: ${JSON.stringify(incoming.header).slice(0, 200)}`);
+      }
     }
     wake?.();
   });
+  child.once("exit", () => wake?.());
   const until = async (done: () => boolean) => {
     while (!done()) {
-      if (child.exitCode !== null) assert.fail(`the agent exited (${child.exitCode})`);
+      if (child.exitCode !== null || problems.length) assert.fail(`${problems.join("; ") || `the agent exited (${child.exitCode})`}\n${stderr}`);
       await new Promise<void>((resolve) => (wake = resolve));
     }
   };
@@ -127,6 +134,7 @@ test(`stdio framing: ${PER_FRAMING} malformed frames each get an error reply, th
       if (!child.stdin.write(rawFrame(malformedHeader(random, i), payload))) await new Promise((r) => child.stdin.once("drain", r));
     }
     await until(() => received.length >= PER_FRAMING);
+    assert.deepEqual(problems, []);
     assert.equal(received.length, PER_FRAMING, "one answer per frame");
     const errors = received.filter((m) => m.type === "error");
     assert.ok(errors.length >= PER_FRAMING * 0.95, `nearly all are errors (${errors.length}); the rest are answers to accidentally valid requests`);

@@ -116,15 +116,18 @@ export class AgentRegistry {
     const resolved = this.resolve(name);
     let client = this.clients.get(resolved);
     if (!client) {
-      const known = this.known.get(resolved)!;
-      client = new AgentClient(known.connector, {
-        name: resolved,
-        reconnectAttempts: known.reconnects ? this.reconnectAttempts : 0,
-        ...userOf(known),
-      });
+      client = this.newClient(resolved, this.known.get(resolved)!);
       this.clients.set(resolved, client);
     }
     return client;
+  }
+
+  private newClient(name: string, known: KnownAgent): AgentClient {
+    return new AgentClient(known.connector, {
+      name,
+      reconnectAttempts: known.reconnects ? this.reconnectAttempts : 0,
+      ...userOf(known),
+    });
   }
 
   /**
@@ -136,9 +139,23 @@ export class AgentRegistry {
     if (request.name !== undefined && (request.name === LOCAL_AGENT || !AGENT_NAME.test(request.name))) {
       throw new MagicUsageError(`name=${request.name}: an agent name is a letter, then letters, digits, '.', '_' or '-' (and not 'local')`);
     }
-    if (request.url !== LOCAL_AGENT) this.replace(key, this.knownFor(request, request.url));
-    const client = this.client(key);
-    await client.request({ type: "status" });
+    let client: AgentClient;
+    if (request.url === LOCAL_AGENT) {
+      client = this.client(LOCAL_AGENT);
+      await client.request({ type: "status" });
+    } else {
+      // A failed connect leaves what this kernel knew under that name as it was.
+      const known = this.knownFor(request, request.url);
+      client = this.newClient(key, known);
+      try {
+        await client.request({ type: "status" });
+      } catch (error) {
+        client.close();
+        throw error;
+      }
+      this.replace(key, known);
+      this.clients.set(key, client);
+    }
     if (request.name !== undefined) {
       updateAgentsFile((config) => {
         config.agents[request.name!] = {

@@ -13,6 +13,7 @@ import type { GpuInfo, JobInfo } from "../protocol/messages";
 import { Connection } from "./connection";
 import { dispatch, type HandlerTable } from "./dispatcher";
 import { createHandlers } from "./handlers";
+import { abandonMapsOf } from "../map/handlers";
 import { Job, type JobRequest } from "./job";
 import { Journal } from "./journal";
 import type { Log } from "./log";
@@ -90,6 +91,8 @@ export class Agent {
     await Promise.allSettled([...inFlight]);
     // Unfinished transfers of this connection leave nothing behind.
     await this.transfers.abortOwnedBy(connection);
+    // A %map whose inputs were still streaming from this connection can never complete.
+    abandonMapsOf(connection);
   }
 
   /** Makes a job in `session`; it is queued by the caller once the client knows its id. */

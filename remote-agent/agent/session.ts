@@ -145,7 +145,7 @@ export class Session {
     await current?.finished;
     this.options.gpus.release(this.name);
     this.options.onStopped(this);
-    this.replay.stopped();
+    await this.replay.stopped();
     this.options.log(`session ${this.name}: stopped`);
   }
 

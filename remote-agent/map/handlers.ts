@@ -6,11 +6,21 @@
  */
 import * as os from "node:os";
 import type { Agent } from "../agent/agent";
+import type { Connection } from "../agent/connection";
 import type { HandlerTable } from "../agent/dispatcher";
 import { notFound, usageError } from "../agent/errors";
 import type { Session } from "../agent/session";
 import { MapRun } from "./map-run";
 import { WorkerPool } from "./worker-pool";
+
+/** The maps each connection is streaming inputs to. */
+const mapsOf = new WeakMap<Connection, Set<MapRun>>();
+
+/** Called when a connection's incoming side has ended: its unfinished maps can never get their inputs. */
+export function abandonMapsOf(connection: Connection): void {
+  for (const run of mapsOf.get(connection) ?? []) run.abandon();
+  mapsOf.delete(connection);
+}
 
 /** Workers when `workers=` is not given: the agent host's cores, at most 8. */
 export function defaultWorkers(): number {
@@ -63,7 +73,13 @@ export function createMapHandlers(agent: Agent): Pick<HandlerTable, "map" | "map
       const job = agent.createJob(session, { code: `%map ${request.fn}`, inputs: {}, wantValue: false, timeoutMs: request.timeoutMs });
       const run = new MapRun(job, poolOf(session), request, request.workers ?? defaultWorkers(), agent.log, sessionsDefining);
       runs.set(job.id, run);
-      void job.finished.then(() => runs.delete(job.id));
+      let streaming = mapsOf.get(connection);
+      if (!streaming) mapsOf.set(connection, (streaming = new Set()));
+      streaming.add(run);
+      void job.finished.then(() => {
+        runs.delete(job.id);
+        streaming.delete(run);
+      });
       agent.log(`job ${job.id}: %map ${request.fn} on ${run.workers} workers of session ${session.name}`);
       afterReply(() => {
         connection.follow(job.id, (deliver) => job.follow(0, deliver));

@@ -174,7 +174,7 @@ export class MapRun {
       const workers = await this.pool.ready(this.workers, this.job, signal);
       if (this.isOver) return;
       this.job.emit({ kind: "started", where: `${workers.length} %map worker${workers.length === 1 ? "" : "s"}`, session, gpus: [] });
-      for (const worker of workers) void this.drive(worker);
+      for (const worker of workers) this.startDriving(worker);
       await this.finished;
     } catch (error) {
       if (signal.aborted) this.stop();
@@ -193,6 +193,24 @@ export class MapRun {
 
   private held(): number {
     return this.fresh.length - this.freshHead;
+  }
+
+  /**
+   * The client that streams the inputs went away before the last window: the map can never
+   * complete, so it is cancelled (what finished is in its journal).
+   */
+  abandon(): void {
+    if (this.ended || this.isOver) return;
+    this.log(`map ${this.job.id}: its client left before sending all inputs; cancelling it`);
+    this.job.stopRequested ??= "cancelled";
+    this.job.waitAbort.abort();
+  }
+
+  private startDriving(worker: MapWorker): void {
+    this.drive(worker).catch((error: Error) => {
+      this.log(`map ${this.job.id}: worker ${worker.number}: ${error.stack ?? error.message}`);
+      this.end("error", { ename: "MapError", evalue: `the agent failed running the map on worker ${worker.number}: ${error.message}` });
+    });
   }
 
   /** Keeps up to one (slow inputs) or two (quick inputs) batches on `worker` until the map is over. */
@@ -365,7 +383,7 @@ export class MapRun {
     this.job.stream("stderr", `[farlab] ${why.message}; its inputs are redone on other workers, and a new worker replaces it\n`);
     this.pool.replace(dead, this.job, this.job.waitAbort.signal).then(
       (worker) => {
-        if (worker && !this.isOver) void this.drive(worker);
+        if (worker && !this.isOver) this.startDriving(worker);
         else if (!worker && this.live.size === 0 && !this.isOver) this.end("cancelled");
       },
       (error: Error) => {

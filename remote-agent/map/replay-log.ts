@@ -13,7 +13,7 @@ export class ReplayLog {
   private recorded: RecordedCell[] = [];
   /** Bumped whenever the session's state is lost: replicas built on an older one are stale. */
   generation = 0;
-  private readonly stopListeners = new Set<() => void>();
+  private readonly stopListeners = new Set<() => void | Promise<void>>();
 
   get cells(): readonly RecordedCell[] {
     return this.recorded;
@@ -30,14 +30,15 @@ export class ReplayLog {
     this.generation++;
   }
 
-  onStop(listener: () => void): () => void {
+  onStop(listener: () => void | Promise<void>): () => void {
     this.stopListeners.add(listener);
     return () => this.stopListeners.delete(listener);
   }
 
-  /** The session has stopped: its replicas go too. */
-  stopped(): void {
-    for (const listener of [...this.stopListeners]) listener();
+  /** The session has stopped: its replicas go too (resolves once they have). */
+  async stopped(): Promise<void> {
+    const listeners = [...this.stopListeners];
     this.stopListeners.clear();
+    await Promise.allSettled(listeners.map((listener) => listener()));
   }
 }

@@ -23,6 +23,10 @@ export class WorkerPool {
   private generation: number;
   private nextNumber = 1;
   private turn: Promise<void> = Promise.resolve();
+  /** Workers being started (a close waits for them, then stops them). */
+  private readonly starting = new Set<Promise<unknown>>();
+  /** Aborted by close: a worker still waiting for GPUs stops waiting. */
+  private readonly closing = new AbortController();
   private waiting = 0;
   closed = false;
 
@@ -31,7 +35,7 @@ export class WorkerPool {
     private readonly log: Log,
   ) {
     this.generation = session.replay.generation;
-    session.replay.onStop(() => void this.close());
+    session.replay.onStop(() => this.close());
   }
 
   /** Waits for the pool to be free (telling `onWait` how many maps are ahead); returns the release. */
@@ -94,10 +98,19 @@ export class WorkerPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
+    await Promise.allSettled([...this.starting]); // each stops its worker when it sees `closed`
     await this.stopWorkers(this.workers.splice(0));
   }
 
-  private async start(job: Job, signal: AbortSignal): Promise<MapWorker> {
+  private start(job: Job, signal: AbortSignal): Promise<MapWorker> {
+    const started = this.startWorker(job, AbortSignal.any([signal, this.closing.signal]));
+    this.starting.add(started);
+    void started.finally(() => this.starting.delete(started)).catch(() => undefined);
+    return started;
+  }
+
+  private async startWorker(job: Job, signal: AbortSignal): Promise<MapWorker> {
     if (this.closed) throw new WorkerSetupError(`session '${this.session.name}' has stopped`);
     const number = this.nextNumber++;
     const { runtime, release } = await this.session.startReplica(`map-${number}`, (text) => job.emit({ kind: "status", text: `worker ${number}: ${text}` }), signal);

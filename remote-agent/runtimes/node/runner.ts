@@ -19,6 +19,11 @@ function parseLang(argv: string[]): Lang {
   process.exit(2);
 }
 
+/** Answers a %map batch that cannot run at all (none of its items ran). */
+function failBatch(channel: RunnerChannel, message: MapBatch, ename: string, evalue: string): void {
+  channel.send({ type: "map_results", batch: message.batch, indices: [], values: [], errors: [], elapsedMs: 0, fnError: { ename, evalue } });
+}
+
 async function main(): Promise<void> {
   const lang = parseLang(process.argv.slice(2));
   const channelPath = process.env.FARLAB_CHANNEL;
@@ -41,15 +46,7 @@ async function main(): Promise<void> {
     const session = new ShellSession(channel);
     execute = (message) => session.execute(message);
     mapBatch = async (message) =>
-      channel.send({
-        type: "map_results",
-        batch: message.batch,
-        indices: [],
-        values: [],
-        errors: [],
-        elapsedMs: 0,
-        fnError: { ename: "ShellError", evalue: "%map needs a function of a lang=python or lang=ts session; bash cells define none" },
-      });
+      failBatch(channel, message, "ShellError", "%map needs a function of a lang=python or lang=ts session; bash cells define none");
   }
 
   let queue = Promise.resolve();
@@ -67,17 +64,7 @@ async function main(): Promise<void> {
       } else if (message.type === "map_batch") {
         queue = queue.then(async () => {
           channel.setJob(message.id);
-          await mapBatch(message).catch((error: unknown) =>
-            channel.send({
-              type: "map_results",
-              batch: message.batch,
-              indices: [],
-              values: [],
-              errors: [],
-              elapsedMs: 0,
-              fnError: { ename: "RunnerError", evalue: String((error as Error)?.stack ?? error) },
-            }),
-          );
+          await mapBatch(message).catch((error: unknown) => failBatch(channel, message, "RunnerError", String((error as Error)?.stack ?? error)));
         });
       } else if (message.type === "shutdown") {
         queue = queue.then(() => channel.close(() => process.exit(0)));

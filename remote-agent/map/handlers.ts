@@ -40,21 +40,22 @@ export function createMapHandlers(agent: Agent): Pick<HandlerTable, "map" | "map
     return pool;
   };
 
-  const existingSession = (name: string): Session | undefined => {
+  /** The caller's own session `name`: another user's session of the same name is never used. */
+  const existingSession = (name: string, owner: string): Session | undefined => {
     try {
-      return agent.sessions.find(name);
+      return agent.sessions.find(name, owner);
     } catch {
       return undefined;
     }
   };
 
   /** Sessions whose recorded cells seem to define `fn`: a hint for "not defined" errors. */
-  const sessionsDefining = (fn: string): string[] => {
+  const sessionsDefining = (fn: string, owner: string): string[] => {
     const name = fn.split(".")[0].replace(/[$]/g, "\\$");
     const defines = new RegExp(`(?:^|\\n)\\s*(?:async\\s+)?(?:def|function|const|let|var|class)\\s+${name}\\b|(?:^|\\n)${name}\\s*=`);
     return agent.sessions
-      .list()
-      .map((info) => existingSession(info.name))
+      .list(owner)
+      .map((info) => existingSession(info.name, owner))
       .filter((s): s is Session => !!s && s.replay.cells.some((cell) => defines.test(cell.code)))
       .map((s) => `'${s.name}' (lang=${s.lang})`);
   };
@@ -68,10 +69,10 @@ export function createMapHandlers(agent: Agent): Pick<HandlerTable, "map" | "map
         throw usageError("%map needs a function of a lang=python or lang=ts session; bash cells define none");
       }
       const session =
-        (request.sessionSettingsFromName && request.session.name && existingSession(request.session.name)) ||
+        (request.sessionSettingsFromName && request.session.name && existingSession(request.session.name, connection.owner)) ||
         agent.sessions.resolve(connection.clientId, request.session);
       const job = agent.createJob(session, { code: `%map ${request.fn}`, inputs: {}, wantValue: false, timeoutMs: request.timeoutMs });
-      const run = new MapRun(job, poolOf(session), request, request.workers ?? defaultWorkers(), agent.log, sessionsDefining);
+      const run = new MapRun(job, poolOf(session), request, request.workers ?? defaultWorkers(), agent.log, (fn) => sessionsDefining(fn, connection.owner));
       runs.set(job.id, run);
       let streaming = mapsOf.get(connection);
       if (!streaming) mapsOf.set(connection, (streaming = new Set()));

@@ -6,10 +6,8 @@
  *   npm run bench:local-cell            (after npx tsc -p .)
  *   node dist/bench/local-cell.js --runs 200 --starts 5
  */
-import * as path from "node:path";
-import { installFarlab, installTslab } from "../test/helpers/kernelspec";
-import { SYSTEM_PYTHON, describeRun, runProgram } from "../test/helpers/processes";
-import { REPO_ROOT } from "../test/helpers/repo";
+import { installTslab } from "../test/helpers/kernelspec";
+import { option, runBench, runDriver, withFarlab } from "./lib";
 
 interface KernelNumbers {
   cell_median_ms: number;
@@ -27,11 +25,6 @@ interface DriverReport {
   warmup: number;
   batch: number;
   kernels: Record<string, KernelNumbers>;
-}
-
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 && process.argv[index + 1] !== undefined ? process.argv[index + 1] : fallback;
 }
 
 function table(report: DriverReport): string {
@@ -60,32 +53,22 @@ function table(report: DriverReport): string {
 async function main(): Promise<void> {
   const runs = option("runs", "200");
   const starts = option("starts", "5");
-  const spec = await installFarlab("bench");
-  try {
+  await withFarlab("bench", async (spec) => {
     await installTslab(spec);
-    const result = await runProgram(
-      SYSTEM_PYTHON,
-      [path.join(REPO_ROOT, "bench", "local_cell_driver.py"), "--kernels", "farlab,tslab", "--runs", runs, "--starts", starts],
-      { env: spec.env, timeoutMs: 30 * 60_000 },
-    );
-    if (result.code !== 0) throw new Error(describeRun("local_cell_driver.py", result));
-    const report = JSON.parse(result.stdout) as DriverReport;
+    const report = await runDriver<DriverReport>(spec, "local_cell_driver.py", ["--kernels", "farlab,tslab", "--runs", runs, "--starts", starts], {
+      timeoutMs: 30 * 60_000,
+    });
     console.log(
       `local cell benchmark: ${report.runs} timed cells per kernel, in kernels of ${report.batch} timed cells ` +
         `after ${report.warmup} warm-up cells each; ${starts} starts per kernel; idle RSS after the first batch`,
     );
     console.log(table(report));
     console.log(`start-up samples (ms): farlab ${fmt(report.kernels.farlab.start_all_ms)}; tslab ${fmt(report.kernels.tslab.start_all_ms)}`);
-  } finally {
-    spec.remove();
-  }
+  });
 }
 
 function fmt(values: number[]): string {
   return values.map((v) => v.toFixed(0)).join(", ");
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exitCode = 1;
-});
+runBench(main);

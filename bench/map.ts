@@ -7,10 +7,7 @@
  *
  *   npx tsc -p . && node scripts/bundle-runtimes.js && node dist/bench/map.js --runs 3
  */
-import * as path from "node:path";
-import { installFarlab } from "../test/helpers/kernelspec";
-import { SYSTEM_PYTHON, describeRun, runProgram } from "../test/helpers/processes";
-import { REPO_ROOT } from "../test/helpers/repo";
+import { embeddedAgentEnv, median, option, runBench, runDriver, withFarlab } from "./lib";
 
 interface DriverReport {
   runs: number;
@@ -18,17 +15,6 @@ interface DriverReport {
   n_slow: number;
   ipyparallel: { unchunked_s: number[]; chunked_s: number[] };
   farlab: { trivial_s: number[]; trivial_o_s: number[]; slow_s: number[]; slow_o_s: number[] };
-}
-
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 && process.argv[index + 1] !== undefined ? process.argv[index + 1] : fallback;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function table(report: DriverReport): string {
@@ -57,22 +43,11 @@ function table(report: DriverReport): string {
 
 async function main(): Promise<void> {
   const runs = option("runs", "3");
-  const spec = await installFarlab("bench-map");
-  try {
-    const result = await runProgram(SYSTEM_PYTHON, [path.join(REPO_ROOT, "bench", "map_driver.py"), "--runs", runs], {
-      env: { ...spec.env, FARLAB_PYTHON: SYSTEM_PYTHON, FARLAB_EMBEDDED_AGENT_DIR: path.join(spec.prefix, "agent") },
-      timeoutMs: 900_000,
-    });
-    if (result.code !== 0) throw new Error(describeRun("map_driver.py", result));
-    const report = JSON.parse(result.stdout.trim().split("\n").pop()!) as DriverReport;
-    console.log(table(report));
-    console.log(`\nraw: ${JSON.stringify(report)}`);
-  } finally {
-    spec.remove();
-  }
+  const report = await withFarlab("bench-map", (spec) =>
+    runDriver<DriverReport>(spec, "map_driver.py", ["--runs", runs], { env: embeddedAgentEnv(spec), timeoutMs: 900_000 }),
+  );
+  console.log(table(report));
+  console.log(`\nraw: ${JSON.stringify(report)}`);
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+runBench(main);

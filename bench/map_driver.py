@@ -11,16 +11,13 @@ Prints one JSON object on stdout; bench/map.ts makes the table.
 """
 import argparse
 import json
-import os
-import shutil
-import signal
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 from jupyter_client.manager import start_new_kernel
+
+from cells import checked
+from ipp_cluster import ipp_cluster
 
 TIMEOUT = 180
 N_TRIVIAL = 10_000
@@ -34,24 +31,9 @@ def inc(x):
 # ---- farlab ------------------------------------------------------------------------------------
 
 
-def run_cell(kc, code, timeout=TIMEOUT):
+def run_cell(kc, code):
     """Seconds from execute to idle; raises if the cell failed."""
-    started = time.monotonic()
-    msg_id = kc.execute(code)
-    deadline = started + timeout
-    reply = None
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "error":
-            raise RuntimeError("%r failed: %s: %s" % (code[:60], msg["content"]["ename"], msg["content"]["evalue"]))
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            elapsed = time.monotonic() - started
-            break
-    reply = kc.get_shell_msg(timeout=TIMEOUT)
-    assert reply["content"]["status"] == "ok", reply["content"]
-    return elapsed
+    return checked(kc, code, timeout=TIMEOUT).elapsed
 
 
 def bench_farlab(runs):
@@ -82,30 +64,8 @@ def bench_farlab(runs):
 def bench_ipyparallel(runs):
     import ipyparallel as ipp
 
-    profile_dir = tempfile.mkdtemp(prefix="farlab-bench-ipp-")
-    procs = []
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    try:
-        procs.append(
-            subprocess.Popen(
-                ["ipcontroller", "--profile-dir=" + profile_dir, "--ip=127.0.0.1", "--log-level=WARN"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            )
-        )
-        connection = os.path.join(profile_dir, "security", "ipcontroller-client.json")
-        deadline = time.monotonic() + 60
-        while not os.path.exists(os.path.join(profile_dir, "security", "ipcontroller-engine.json")):
-            if time.monotonic() > deadline or procs[0].poll() is not None:
-                raise RuntimeError("ipcontroller did not start")
-            time.sleep(0.1)  # bounded wait for a file another process writes; nothing to subscribe to
-        for _ in range(2):
-            procs.append(
-                subprocess.Popen(
-                    ["ipengine", "--profile-dir=" + profile_dir, "--log-level=WARN"],
-                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                )
-            )
-        rc = ipp.Client(connection, profile_dir=profile_dir)
+    with ipp_cluster(engines=2, prefix="farlab-bench-ipp-", controller_timeout=60) as cluster:
+        rc = ipp.Client(cluster.client_file, profile_dir=cluster.profile_dir)
         rc.wait_for_engines(2, timeout=90)
         view = rc.load_balanced_view()
         xs = list(range(N_TRIVIAL))
@@ -124,18 +84,6 @@ def bench_ipyparallel(runs):
         chunked = [timed(chunksize=100) for _ in range(runs)]
         rc.close()
         return {"unchunked_s": unchunked, "chunked_s": chunked}
-    finally:
-        for proc in reversed(procs):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        shutil.rmtree(profile_dir, ignore_errors=True)
 
 
 def main():

@@ -15,9 +15,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { AgentClient } from "../extension/remote/agent-client";
 import { spawnEmbeddedAgent } from "../extension/remote/embedded-agent";
-import { installFarlab } from "../test/helpers/kernelspec";
-import { SYSTEM_PYTHON, describeRun, runProgram } from "../test/helpers/processes";
-import { REPO_ROOT } from "../test/helpers/repo";
+import { SYSTEM_PYTHON } from "../test/helpers/processes";
+import { embeddedAgentEnv, median, option, runBench, runDriver, withFarlab } from "./lib";
 
 interface Summary {
   p50_ms: number;
@@ -67,11 +66,6 @@ const FLOOD_GOAL_MIB = 50;
 /** Goal for a warm round trip, as a fraction of %%px at p50. */
 const WARM_GOAL_RATIO = 0.5;
 
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 && process.argv[index + 1] !== undefined ? process.argv[index + 1] : fallback;
-}
-
 const ms = (value: number) => `${value.toFixed(1)} ms`;
 const ratio = (a: number, b: number) => (a / b).toFixed(2);
 
@@ -83,9 +77,7 @@ interface AgentOnly {
 function summarize(seconds: number[]): Summary {
   const sorted = [...seconds].sort((a, b) => a - b);
   const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round((p / 100) * sorted.length) - 1))];
-  const mid = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  return { p50_ms: median * 1000, p95_ms: at(95) * 1000, n: sorted.length };
+  return { p50_ms: median(sorted) * 1000, p95_ms: at(95) * 1000, n: sorted.length };
 }
 
 /** `1+1` through AgentClient and the embedded agent alone: run request -> done event. */
@@ -178,27 +170,16 @@ function table(report: DriverReport, agent: AgentOnly): string {
 }
 
 async function main(): Promise<void> {
-  const spec = await installFarlab("bench-remote");
-  try {
+  await withFarlab("bench-remote", async (spec) => {
     const args = ["--runs", option("runs", "50"), "--warmup", option("warmup", "5"), "--cold", option("cold", "3"), "--flood-mb", option("flood-mb", "100")];
-    const result = await runProgram(SYSTEM_PYTHON, [path.join(REPO_ROOT, "bench", "remote_cell_driver.py"), ...args], {
-      env: { ...spec.env, FARLAB_PYTHON: SYSTEM_PYTHON, FARLAB_EMBEDDED_AGENT_DIR: path.join(spec.prefix, "agent") },
-      timeoutMs: 30 * 60_000,
-    });
-    if (result.code !== 0) throw new Error(describeRun("remote_cell_driver.py", result));
-    const report = JSON.parse(result.stdout.trim().split("\n").pop()!) as DriverReport;
+    const report = await runDriver<DriverReport>(spec, "remote_cell_driver.py", args, { env: embeddedAgentEnv(spec), timeoutMs: 30 * 60_000 });
     process.env.FARLAB_PYTHON = SYSTEM_PYTHON; // the agent-only layer's embedded agent inherits it
     const agentDir = path.join(spec.prefix, "agent-only");
     fs.mkdirSync(agentDir, { recursive: true });
     const agent = await agentOnly(agentDir, Number(option("warmup", "5")), Number(option("runs", "50")));
     console.log(table(report, agent));
     console.log(`\nraw: ${JSON.stringify({ ...report, agentOnly: agent })}`);
-  } finally {
-    spec.remove();
-  }
+  });
 }
 
-main().then(() => process.exit(0), (error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+runBench(main);

@@ -12,94 +12,21 @@ import argparse
 import contextlib
 import json
 import os
-import re
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 
 from jupyter_client.manager import start_new_kernel
 
-TIMEOUT = 300
+from cells import TIMEOUT, checked, run_cell
+from ipp_cluster import ipp_cluster
+
 # ipykernel's debugger otherwise warns on stderr about frozen modules at every start.
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 
 def log(text):
     print(text, file=sys.stderr, flush=True)
-
-
-# ---- one cell through jupyter_client ------------------------------------------------------------
-
-
-class CellRun:
-    """What a cell sent on iopub, timed from execute_request."""
-
-    def __init__(self):
-        self.elapsed = 0.0
-        self.first_stream_s = None
-        self.messages = 0
-        self.stream_messages = 0
-        self.stream_chars = 0
-        self.outputs = []  # text/plain of execute_result / display_data, and stream text (first 200 chars)
-        self.error = None
-
-
-def run_cell(kc, code, timeout=TIMEOUT):
-    """Runs `code`; returns a CellRun once the kernel is idle again and the reply is in."""
-    run = CellRun()
-    started = time.perf_counter()
-    msg_id = kc.execute(code)
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        now = time.perf_counter() - started
-        kind = msg["msg_type"]
-        if kind == "status":
-            if msg["content"]["execution_state"] == "idle":
-                run.elapsed = now
-                break
-            continue
-        run.messages += 1
-        if kind == "stream":
-            run.stream_messages += 1
-            run.stream_chars += len(msg["content"]["text"])
-            if run.first_stream_s is None:
-                run.first_stream_s = now
-            if len(run.outputs) < 20:
-                run.outputs.append(msg["content"]["text"][:200])
-        elif kind in ("execute_result", "display_data"):
-            run.outputs.append(msg["content"]["data"].get("text/plain", ""))
-        elif kind == "error":
-            run.error = "%s: %s" % (msg["content"]["ename"], msg["content"]["evalue"])
-    reply = kc.get_shell_msg(timeout=TIMEOUT)
-    while reply["parent_header"].get("msg_id") != msg_id:
-        reply = kc.get_shell_msg(timeout=TIMEOUT)
-    if run.error is None and reply["content"]["status"] != "ok":
-        run.error = str(reply["content"])
-    return run
-
-
-def shown(text):
-    """An output as the user reads it: no colours, no `Out[0:3]: ` prompt (ipyparallel's), no line end."""
-    return re.sub(r"^Out\[[^\]]*\]: ", "", re.sub(r"\x1b\[[0-9;]*m", "", text)).strip()
-
-
-def checked(kc, code, expect=None, timeout=TIMEOUT):
-    """run_cell that fails loudly when the cell fails or no output is exactly `expect`
-    (a result's text/plain, or a stream's text without its line end)."""
-    run = run_cell(kc, code, timeout)
-    if run.error:
-        raise RuntimeError("%r failed: %s" % (code[:80], run.error))
-    if expect is not None and not any(shown(out) == expect for out in run.outputs):
-        raise RuntimeError("%r: expected an output %r, got %r" % (code[:80], expect, run.outputs))
-    return run
 
 
 def percentile(values, p):
@@ -292,57 +219,26 @@ def flood(km, kc, megabytes):
 # ---- ipykernel + ipyparallel %%px on one local engine ------------------------------------------------
 
 
-def wait_for_file(path, proc, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not os.path.exists(path):
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited (status %s) before writing %s" % (what, proc.returncode, path))
-        if time.monotonic() > deadline:
-            raise RuntimeError("%s did not write %s within %d s" % (what, path, seconds))
-        time.sleep(0.1)  # bounded wait for a file another process writes; nothing to subscribe to
-
-
 @contextlib.contextmanager
 def px_kernel():
     """An ipykernel whose `%%px` runs on one engine of a local ipcontroller (profile in a temp dir)."""
-    profile_dir = tempfile.mkdtemp(prefix="farlab-bench-px-")
-    procs = []
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    quiet = dict(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    km = kc = None
-    try:
-        procs.append(subprocess.Popen(["ipcontroller", "--profile-dir=" + profile_dir, "--ip=127.0.0.1", "--log-level=WARN"], **quiet))
-        security = os.path.join(profile_dir, "security")
-        wait_for_file(os.path.join(security, "ipcontroller-engine.json"), procs[0], 90, "ipcontroller")
-        procs.append(subprocess.Popen(["ipengine", "--profile-dir=" + profile_dir, "--log-level=WARN"], **quiet))
+    with ipp_cluster(engines=1, prefix="farlab-bench-px-", controller_timeout=90) as cluster:
         km, kc = start_new_kernel(kernel_name="python3", startup_timeout=TIMEOUT)
-        client_file = os.path.join(security, "ipcontroller-client.json")
-        checked(
-            kc,
-            "import ipyparallel as ipp\n"
-            "rc = ipp.Client(%r, profile_dir=%r)\n"
-            "rc.wait_for_engines(1, timeout=120)\n"
-            "rc[:].activate()\n"
-            "len(rc.ids)" % (client_file, profile_dir),
-            "1",
-            timeout=180,
-        )
-        yield kc
-    finally:
-        if kc is not None:
+        try:
+            checked(
+                kc,
+                "import ipyparallel as ipp\n"
+                "rc = ipp.Client(%r, profile_dir=%r)\n"
+                "rc.wait_for_engines(1, timeout=120)\n"
+                "rc[:].activate()\n"
+                "len(rc.ids)" % (cluster.client_file, cluster.profile_dir),
+                "1",
+                timeout=180,
+            )
+            yield kc
+        finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
-        for proc in reversed(procs):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        shutil.rmtree(profile_dir, ignore_errors=True)
 
 
 def main():

@@ -6,34 +6,7 @@
  * The Python driver runs once (one kernel start for every check); each of its tests becomes one
  * subtest here, so a failure names the behaviour that broke.
  */
-import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { after, before, test } from "node:test";
-import { installFarlab, type KernelspecPrefix } from "./helpers/kernelspec";
-import { SYSTEM_PYTHON, describeRun } from "./helpers/processes";
-import { runPythonDriver, type DriverRun } from "./helpers/python-driver";
-
-let spec: KernelspecPrefix;
-let scratch: string;
-let driver: DriverRun;
-
-before(async () => {
-  spec = await installFarlab("map");
-  scratch = fs.mkdtempSync(path.join(os.tmpdir(), "farlab-map-test-"));
-  driver = await runPythonDriver("test_map.py", {
-    ...spec.env,
-    FARLAB_EMBEDDED_AGENT_DIR: path.join(scratch, "agent"),
-    FARLAB_PYTHON: SYSTEM_PYTHON,
-    FARLAB_TEST_TMP: scratch,
-  });
-});
-
-after(() => {
-  spec?.remove();
-  if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
-});
+import { kernelDriverSuite } from "./helpers/python-driver";
 
 const BEHAVIOURS: Record<string, string> = {
   test_monte_carlo_pi: "Monte Carlo pi over 40 seeds on 4 workers (same counts as in the session, one progress bar)",
@@ -51,14 +24,4 @@ const BEHAVIOURS: Record<string, string> = {
   test_zz_interrupt_stops_the_map_and_keeps_what_finished: "interrupt stops the map, says how many completed, -o keeps them",
 };
 
-test("the python driver ran to the end", () => {
-  assert.ok(!driver.run.timedOut, describeRun("test_map.py", driver.run));
-  assert.match(driver.run.stderr, /^Ran \d+ tests?/m, describeRun("test_map.py", driver.run));
-});
-
-for (const [name, behaviour] of Object.entries(BEHAVIOURS)) {
-  test(behaviour, () => {
-    const outcome = driver.outcomes.get(name);
-    assert.equal(outcome, "ok", `${name}: ${outcome ?? "did not run"}\n${describeRun("test_map.py", driver.run)}`);
-  });
-}
+kernelDriverSuite({ name: "map", script: "test_map.py", behaviours: BEHAVIOURS });

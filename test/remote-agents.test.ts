@@ -8,16 +8,16 @@
  *
  * The driver asks for a cut by printing "CUT"; this process cuts the proxy and answers.
  */
-import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as readline from "node:readline";
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import { loadOrCreateKeyPair } from "../remote-agent/keys/keypair";
 import { installFarlab, type KernelspecPrefix } from "./helpers/kernelspec";
 import { ListeningAgent } from "./helpers/listening-agent";
+import { parseOutcomes, testEachOutcome } from "./helpers/python-driver";
 import { PYTHON_TEST_DIR, REPO_ROOT } from "./helpers/repo";
 import { SYSTEM_PYTHON } from "./helpers/processes";
 import { keygen, Sshd } from "./helpers/sshd";
@@ -91,8 +91,7 @@ before(async () => {
   const timer = setTimeout(() => driver.kill("SIGKILL"), 400_000);
   await new Promise((resolve) => driver.once("exit", resolve));
   clearTimeout(timer);
-  outcomes = new Map();
-  for (const match of output.matchAll(/^(test_\w+) \([\w.]+\)(?:\n.*?)? \.\.\. (?:\[farlab.*\n)?(ok|FAIL|ERROR|skipped.*)$/gm)) outcomes.set(match[1], match[2]);
+  outcomes = parseOutcomes(output, { kernelLogLines: true });
 });
 
 after(async () => {
@@ -114,9 +113,4 @@ const BEHAVIOURS: Record<string, string> = {
   test_7_attach_after_a_kernel_restart_replays_the_whole_output: "%remote attach after a kernel restart replays the whole output and follows the job",
 };
 
-for (const [name, behaviour] of Object.entries(BEHAVIOURS)) {
-  test(behaviour, () => {
-    const outcome = outcomes.get(name);
-    assert.equal(outcome, "ok", `${name}: ${outcome ?? "did not run"}\n${output.slice(-6000)}`);
-  });
-}
+testEachOutcome(BEHAVIOURS, () => outcomes, () => output.slice(-6000));

@@ -7,14 +7,9 @@
  * The Python driver runs once (one kernel start for many checks); each of its tests becomes one
  * subtest here, so a failure names the behaviour that broke.
  */
-import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import { after, before, test } from "node:test";
-import { installFarlab, type KernelspecPrefix } from "./helpers/kernelspec";
-import { PYTHON_TEST_DIR } from "./helpers/repo";
-import { SYSTEM_PYTHON, describeRun, runProgram, type RunResult } from "./helpers/processes";
+import { kernelDriverSuite } from "./helpers/python-driver";
 
 const FAKE_NVIDIA_SMI = `#!/bin/sh
 # Stand-in for nvidia-smi --query-gpu=index,uuid,name,memory.total,memory.used --format=csv,noheader,nounits
@@ -22,43 +17,12 @@ echo "0, GPU-00000000-aaaa, NVIDIA A100-SXM4-40GB, 40960, 1024"
 echo "1, GPU-11111111-bbbb, NVIDIA H100 80GB HBM3, 81559, 0"
 `;
 
-let spec: KernelspecPrefix;
-let scratch: string;
-let run: RunResult;
-/** unittest's verbose lines: "test_name (module.Class...) ... ok". */
-let outcomes: Map<string, string>;
-
-before(async () => {
-  spec = await installFarlab("remote");
-  scratch = fs.mkdtempSync(path.join(os.tmpdir(), "farlab-remote-test-"));
+/** A folder put first on the kernel's PATH, holding the stand-in nvidia-smi. */
+function fakeNvidiaSmiPath(scratch: string): NodeJS.ProcessEnv {
   const bin = path.join(scratch, "bin");
   fs.mkdirSync(bin);
   fs.writeFileSync(path.join(bin, "nvidia-smi"), FAKE_NVIDIA_SMI, { mode: 0o755 });
-  run = await runProgram(SYSTEM_PYTHON, [path.join(PYTHON_TEST_DIR, "test_remote.py")], {
-    env: {
-      ...spec.env,
-      PATH: `${bin}:${process.env.PATH}`,
-      FARLAB_EMBEDDED_AGENT_DIR: path.join(scratch, "agent"),
-      // The runtime's python: Debian's, which has pandas, matplotlib and plotly.
-      FARLAB_PYTHON: SYSTEM_PYTHON,
-      FARLAB_TEST_TMP: scratch,
-    },
-    timeoutMs: 170_000,
-  });
-  outcomes = new Map();
-  for (const match of run.stderr.matchAll(/^(test_\w+) \([\w.]+\)(?:\n.*?)? \.\.\. (ok|FAIL|ERROR|skipped.*)$/gm)) {
-    outcomes.set(match[1], match[2]);
-  }
-});
-
-after(() => {
-  spec?.remove();
-  if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
-});
-
-function expectPassed(name: string): void {
-  const outcome = outcomes.get(name);
-  assert.equal(outcome, "ok", `${name}: ${outcome ?? "did not run"}\n${describeRun("test_remote.py", run)}`);
+  return { PATH: `${bin}:${process.env.PATH}` };
 }
 
 const BEHAVIOURS: Record<string, string> = {
@@ -92,11 +56,4 @@ const BEHAVIOURS: Record<string, string> = {
   test_waiting_for_a_gpu_shows_why: "a cell waiting for a GPU shows why, in one status display",
 };
 
-test("the python driver ran to the end", () => {
-  assert.ok(!run.timedOut, describeRun("test_remote.py", run));
-  assert.match(run.stderr, /^Ran \d+ tests?/m, describeRun("test_remote.py", run));
-});
-
-for (const [name, behaviour] of Object.entries(BEHAVIOURS)) {
-  test(behaviour, () => expectPassed(name));
-}
+kernelDriverSuite({ name: "remote", script: "test_remote.py", env: fakeNvidiaSmiPath, behaviours: BEHAVIOURS });

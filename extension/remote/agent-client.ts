@@ -121,7 +121,9 @@ export class AgentClient {
   /** Start a job; its events (from seq 1) come from the returned stream. */
   async run(body: Omit<Extract<RequestBody, { type: "run" }>, "type">): Promise<JobStream> {
     const reply = await this.request({ ...body, type: "run" });
-    return this.streamFor(reply.jobId);
+    const stream = this.streamFor(reply.jobId);
+    stream.streamCapChars = body.streamCapChars; // a resume asks for the same cut
+    return stream;
   }
 
   /**
@@ -317,7 +319,7 @@ export class AgentClient {
       if (this.closed) return;
       try {
         await this.connection();
-        await Promise.all(unfinished.filter((s) => !s.finished).map((s) => this.request({ type: "attach", jobId: s.jobId, fromSeq: s.lastSeq })));
+        await Promise.all(unfinished.filter((s) => !s.finished).map((s) => this.request({ type: "attach", jobId: s.jobId, fromSeq: s.lastSeq, streamCapChars: s.streamCapChars })));
         for (const s of unfinished) s.link({ state: "reconnected", agent: this.name, attempt, of: this.reconnectAttempts });
         return;
       } catch (error) {
@@ -360,6 +362,8 @@ export type LinkStatus = { state: "reconnecting" | "reconnected"; agent: string;
 export class JobStream implements AsyncIterable<JobEvent> {
   /** Highest seq received (what to attach from after a reconnect). */
   lastSeq = 0;
+  /** The stream cap the job was run with (sent again when resuming, so the cut stays the same). */
+  streamCapChars: number | undefined;
   private readonly linkListeners = new Set<(status: LinkStatus) => void>();
   private readonly queue: JobEvent[] = [];
   private waiter: { resolve(): void } | undefined;

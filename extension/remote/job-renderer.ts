@@ -14,7 +14,10 @@
  *   then "reconnected"; the events missed meanwhile follow, each once (AgentClient resumes).
  * A cell shows at most STREAM_LIMIT_CHARS of stream text (the frontend would freeze and the
  * server's iopub rate limit trip long before a flood ends); past it, one notice says where the
- * rest is: the agent keeps the job's whole output in its journal.
+ * rest is: the agent keeps the job's whole output in its journal, and `%remote attach JOB`
+ * replays it (that renderer has no limit). The same limit goes to the agent with the run
+ * (`streamCapChars`), so the rest of a flood never leaves the agent: its `stream_truncated`
+ * event ends the text, and the notice is the same whichever side reached the limit first.
  */
 import type { JobEvent, JobEventBody } from "../../remote-agent/protocol/messages";
 import type { ProgressBar } from "../../kernel/display/api-types";
@@ -25,7 +28,10 @@ import type { LinkStatus } from "./agent-client";
 
 type Ev<K extends JobEventBody["kind"]> = Extract<JobEventBody, { kind: K }>;
 
-/** Stream text shown per remote cell (1 MiB of characters); the rest stays in the job journal. */
+/**
+ * Stream text shown per remote cell (1 MiB of characters); the rest stays in the job journal.
+ * The one source of this limit: %%remote also sends it to the agent as the run's streamCapChars.
+ */
 export const STREAM_LIMIT_CHARS = 1024 * 1024;
 
 export interface JobOutcome {
@@ -48,13 +54,21 @@ export class JobRenderer {
   private readonly bars = new Map<string, ProgressBar>();
   private statusShown = false;
   private streamedChars = 0;
+  /** Raw stream text handed to the coalescer since its last flush. */
+  private unflushedChars = 0;
+  private truncated = false;
+  private readonly limitChars: number;
   private readonly outcome: JobOutcome = { status: "lost" };
 
+  /** `limitChars`: stream text shown at most (default STREAM_LIMIT_CHARS; Infinity: all of it). */
   constructor(
     private readonly ctx: MagicContext,
     private readonly jobId: string,
+    options: { limitChars?: number } = {},
   ) {
+    this.limitChars = options.limitChars ?? STREAM_LIMIT_CHARS;
     this.streams = new StreamCoalescer((output) => {
+      this.unflushedChars = 0;
       if (output.msgType === "stream") this.writeStream(output.content.name, output.content.text);
     });
   }
@@ -88,8 +102,17 @@ export class JobRenderer {
   }
 
   private handle(event: JobEventBody): void {
-    if (event.kind === "stream") {
+    if (event.kind === "stream" || event.kind === "stream_truncated") {
+      if (this.truncated) return; // past the limit: nothing to buffer
       this.streams.publish({ msgType: "stream", content: { name: event.name, text: event.text } });
+      this.unflushedChars += event.text.length;
+      // A flood between two flushes is cut at the limit as it comes, not held whole.
+      if (this.unflushedChars >= this.limitChars) this.streams.flush();
+      if (event.kind === "stream_truncated") {
+        // The agent stopped sending stream text here (the run's streamCapChars).
+        this.streams.flush();
+        this.showTruncated();
+      }
       return;
     }
     this.streams.flush(); // everything else keeps its place after the text before it
@@ -163,23 +186,38 @@ export class JobRenderer {
   }
 
   private writeStream(name: "stdout" | "stderr", text: string): void {
-    if (this.streamedChars >= STREAM_LIMIT_CHARS) return;
+    if (this.truncated) return;
     let collapsed = collapseOverwrites(text, this.atLineStart[name]);
     if (collapsed === "") return;
     this.streamedChars += collapsed.length;
-    if (this.streamedChars >= STREAM_LIMIT_CHARS) {
-      collapsed = collapsed.slice(0, collapsed.length - (this.streamedChars - STREAM_LIMIT_CHARS));
-      this.ctx.stream(name, collapsed);
-      this.ctx.stream(
-        "stderr",
-        `\n[farlab: output shown up to ${STREAM_LIMIT_CHARS / 1024 / 1024} MiB; the cell goes on, and its whole output ` +
-          `stays in the agent's journal for job ${this.jobId} (see %remote jobs)]\n`,
-      );
+    if (this.streamedChars >= this.limitChars) {
+      collapsed = collapsed.slice(0, collapsed.length - (this.streamedChars - this.limitChars));
+      if (collapsed !== "") this.ctx.stream(name, collapsed);
+      this.showTruncated();
       return;
     }
     this.atLineStart[name] = collapsed.endsWith("\n");
     this.ctx.stream(name, collapsed);
   }
+
+  /** The one notice that the cell's text stops here, and how to see all of it. */
+  private showTruncated(): void {
+    if (this.truncated) return;
+    this.truncated = true;
+    this.ctx.stream("stderr", truncationNotice(this.jobId, this.limitChars));
+  }
+}
+
+/** What a cell says where its stream text was cut off (tests look for the `%remote attach` hint). */
+export function truncationNotice(jobId: string, limitChars = STREAM_LIMIT_CHARS): string {
+  return (
+    `\n[farlab: output shown up to ${formatChars(limitChars)}; the cell goes on, and its whole output stays ` +
+    `in the agent's journal: \`%remote attach ${jobId}\` shows all of it]\n`
+  );
+}
+
+function formatChars(chars: number): string {
+  return chars % (1024 * 1024) === 0 ? `${chars / 1024 / 1024} MiB` : `${chars} characters`;
 }
 
 /**

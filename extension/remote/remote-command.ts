@@ -155,7 +155,8 @@ async function attach(jobId: string, client: AgentClient, ctx: MagicContext): Pr
   if (ctx.signal.aborted) detach();
   else ctx.signal.addEventListener("abort", detach, { once: true });
   try {
-    const outcome = await new JobRenderer(ctx, jobId).render(stream);
+    // The whole output, as asked: no stream limit here (a %%remote cell's notice points here).
+    const outcome = await new JobRenderer(ctx, jobId, { limitChars: Infinity }).render(stream);
     return finishJob(outcome, {}, client);
   } finally {
     ctx.signal.removeEventListener("abort", detach);

@@ -15,7 +15,7 @@ import type { MagicContext, MagicHandler, ParsedMagic } from "../magics/types";
 import { agents, type AgentRegistry } from "./agents";
 import type { AgentClient, JobStream } from "./agent-client";
 import { AgentRequestError, JobCancelledError, KeyboardInterrupt, RemoteError, SerializationError, TimeoutError } from "./errors";
-import { JobRenderer, bundleValue, type JobOutcome } from "./job-renderer";
+import { JobRenderer, STREAM_LIMIT_CHARS, bundleValue, type JobOutcome } from "./job-renderer";
 import { REMOTE_FLAGS, REMOTE_OPTIONS, planRemoteRun, remoteDefaults, type RemoteDefaults } from "./remote-options";
 
 export function createRemoteCellMagic(registry: AgentRegistry = agents, defaults: RemoteDefaults = remoteDefaults): MagicHandler {
@@ -48,6 +48,8 @@ async function runRemoteCell(magic: ParsedMagic, ctx: MagicContext, registry: Ag
       inputs,
       wantValue: magic.output !== undefined,
       timeoutMs: plan.timeoutMs,
+      // The rest of a flood stays in the agent's journal instead of crossing the link.
+      streamCapChars: STREAM_LIMIT_CHARS,
     });
   } catch (error) {
     // The agent refuses what only it can check (e.g. a named session started with other resources).

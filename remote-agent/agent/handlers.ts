@@ -8,6 +8,7 @@ import type { HandlerTable } from "./dispatcher";
 import { notFound } from "./errors";
 import { followForeignJob } from "./journal-follow";
 import { journalJobsOf, journalOwnedBy } from "./ownership";
+import { capStreams } from "./stream-cap";
 import { createVolumeHandlers } from "../volumes/handlers";
 import { createMapHandlers } from "../map/handlers";
 
@@ -59,7 +60,7 @@ export function createHandlers(agent: Agent): HandlerTable {
       agent.log(`job ${job.id}: queued in session ${session.name}`);
       // The client learns the job id from the reply before any of the job's events.
       afterReply(() => {
-        connection.follow(job.id, (deliver) => job.follow(0, deliver));
+        connection.follow(job.id, (deliver, flow) => job.follow(0, deliver, { capChars: request.streamCapChars, flow }));
         session.enqueue(job);
       });
       return { of: "run", jobId: job.id };
@@ -80,7 +81,9 @@ export function createHandlers(agent: Agent): HandlerTable {
     attach(request, { connection, afterReply }) {
       const found = ownJob(request.jobId, connection.owner);
       if (found) {
-        afterReply(() => connection.follow(found.job.id, (deliver) => found.job.follow(request.fromSeq, deliver)));
+        afterReply(() =>
+          connection.follow(found.job.id, (deliver, flow) => found.job.follow(request.fromSeq, deliver, { capChars: request.streamCapChars, flow })),
+        );
         return { of: "attach", jobId: found.job.id, lastSeq: found.job.lastSeq };
       }
       // A job of another agent process on this data dir (still running, or long done): the
@@ -88,7 +91,11 @@ export function createHandlers(agent: Agent): HandlerTable {
       const events = journalOwnedBy(agent.journal, request.jobId, connection.owner) ? agent.journal.read(request.jobId) : [];
       if (events.length === 0) throw notFound(`no job '${request.jobId}' on this agent; \`%remote jobs\` lists them`);
       afterReply(() =>
-        connection.follow(request.jobId, (deliver) => followForeignJob(agent.journal, request.jobId, request.fromSeq, deliver)),
+        connection.follow(request.jobId, (deliver) =>
+          request.streamCapChars === undefined
+            ? followForeignJob(agent.journal, request.jobId, request.fromSeq, deliver)
+            : followForeignJob(agent.journal, request.jobId, 0, capStreams(request.streamCapChars, request.fromSeq, deliver)),
+        ),
       );
       return { of: "attach", jobId: request.jobId, lastSeq: events[events.length - 1].seq };
     },

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { JobEvent, JobEventBody, JobInfo } from "../protocol/messages";
 import type { Journal, JournalWriter } from "./journal";
 import { writeJobMeta } from "./ownership";
+import { capStreams } from "./stream-cap";
 
 /** How long output may wait to be joined with the next write, and how much may be joined. */
 const STREAM_FLUSH_MS = 20;
@@ -15,6 +16,13 @@ const MAX_COALESCED_CHARS = 64 * 1024;
 
 export type DoneStatus = Extract<JobEventBody, { kind: "done" }>["status"];
 export type Follower = (event: JobEvent) => void;
+
+/** A follower's side of back-pressure (its connection's send queue, ./connection.ts). */
+export interface FlowControl {
+  congested(): boolean;
+  /** Resolves once it is no longer congested (at once if it is not). */
+  whenDrained(): Promise<void>;
+}
 
 export interface JobRequest {
   /** The user whose job it is (./ownership.ts); absent: no one's (not listed, not attachable). */
@@ -44,6 +52,8 @@ export class Job {
   private pendingStream?: { name: "stdout" | "stderr"; text: string };
   private streamTimer?: NodeJS.Timeout;
   private readonly followers = new Set<Follower>();
+  /** Flow control of the live followers that have one. */
+  private readonly flows = new Set<FlowControl>();
   private readonly finishedPromise: Promise<void>;
   private resolveFinished!: () => void;
 
@@ -111,7 +121,26 @@ export class Job {
     for (const follow of this.followers) follow(event);
     if (body.kind === "done") {
       this.followers.clear();
+      this.flows.clear();
       this.resolveFinished();
+    }
+  }
+
+  /**
+   * Whether a live follower's connection has too much of this job's output queued: the session
+   * then stops reading the runtime's output until `whenDrained` (back-pressure to the runtime).
+   */
+  congested(): boolean {
+    for (const flow of this.flows) if (flow.congested()) return true;
+    return false;
+  }
+
+  /** Resolves when no live follower is congested (followers that leave count as drained). */
+  async whenDrained(): Promise<void> {
+    for (;;) {
+      const congested = [...this.flows].find((flow) => flow.congested());
+      if (!congested) return;
+      await congested.whenDrained();
     }
   }
 
@@ -121,12 +150,23 @@ export class Job {
     this.emit({ kind: "done", status, elapsedMs: Date.now() - (this.startedAt ?? this.createdAt) });
   }
 
-  /** Replays journalled events with seq > fromSeq, then follows live. Returns the unfollow. */
-  follow(fromSeq: number, follower: Follower): () => void {
-    for (const event of this.journal.read(this.id, fromSeq)) follower(event);
+  /**
+   * Replays journalled events with seq > fromSeq, then follows live. Returns the unfollow.
+   * `capChars`: stream text past it is not sent to this follower (./stream-cap.ts); `flow`: its
+   * connection's back-pressure, which holds the runtime's output while it is congested.
+   */
+  follow(fromSeq: number, follower: Follower, options: { capChars?: number; flow?: FlowControl } = {}): () => void {
+    const { capChars, flow } = options;
+    // A capped follower counts stream text from seq 1, so it replays from there and skips.
+    const deliver = capChars === undefined ? follower : capStreams(capChars, fromSeq, follower);
+    for (const event of this.journal.read(this.id, capChars === undefined ? fromSeq : 0)) deliver(event);
     if (this.done) return () => undefined;
-    this.followers.add(follower);
-    return () => this.followers.delete(follower);
+    this.followers.add(deliver);
+    if (flow) this.flows.add(flow);
+    return () => {
+      this.followers.delete(deliver);
+      if (flow) this.flows.delete(flow);
+    };
   }
 
   get owner(): string | undefined {

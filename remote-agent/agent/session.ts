@@ -74,6 +74,8 @@ export class Session {
   private draining = false;
   /** Counts pipe reads, to tell when fd output has stopped arriving. */
   private pipeReads = 0;
+  /** The runtime's pipes are paused for back-pressure (holdOutputWhileCongested). */
+  private outputHeld = false;
   /** Hides the values of the session's secrets in all its runtime's output, before journalling. */
   private masker = new SecretMasker([]);
 
@@ -321,6 +323,21 @@ export class Session {
     }
   }
 
+  /**
+   * Back-pressure on the pipes: while a connection following the job has too much queued
+   * (./connection.ts), the runtime's stdout/stderr are not read, so it blocks on write instead
+   * of the agent buffering without bound. Every event is still journalled, in order.
+   */
+  private holdOutputWhileCongested(runtime: RuntimeHandle, job: Job): void {
+    if (this.outputHeld || !runtime.pauseOutput || !job.congested()) return;
+    this.outputHeld = true;
+    runtime.pauseOutput();
+    void Promise.race([job.whenDrained(), runtime.exited]).then(() => {
+      this.outputHeld = false;
+      runtime.resumeOutput?.();
+    });
+  }
+
   /** Routes the runtime's channel messages and fd output to the running job. */
   private attachRuntime(runtime: RuntimeHandle): void {
     this.runtime = runtime;
@@ -329,8 +346,10 @@ export class Session {
       this.pipeReads++;
       const text = decoders[name].write(chunk);
       if (text === "") return;
-      if (this.running && !this.running.job.done) this.running.job.stream(name, this.masker.push(name, text));
-      else this.options.log(`session ${this.name}: ${name} between cells: ${this.masker.mask(text).slice(0, 500)}`);
+      if (this.running && !this.running.job.done) {
+        this.running.job.stream(name, this.masker.push(name, text));
+        this.holdOutputWhileCongested(runtime, this.running.job);
+      } else this.options.log(`session ${this.name}: ${name} between cells: ${this.masker.mask(text).slice(0, 500)}`);
     });
     void (async () => {
       for await (const message of runtime.messages) {
@@ -339,6 +358,10 @@ export class Session {
         // cell's code wrote, so whatever sits in the pipes by then is delivered first.
         if (message.type === "result" || message.type === "error" || message.type === "done") runtime.drainOutput();
         this.onRunnerMessage(message);
+        // Back-pressure on the channel too: while the job's client is congested the next message
+        // waits (readline then stops reading the socket, and the runner blocks on write).
+        const job = this.running?.job;
+        if (job?.congested()) await Promise.race([job.whenDrained(), runtime.exited]);
       }
     })()
       .catch((e) => this.options.log(`session ${this.name}: channel failed: ${(e as Error).message}`))

@@ -141,6 +141,8 @@ export class ProcessBackend implements Backend {
         pid: child.pid,
         onOutput: (listener) => output.listen(listener),
         drainOutput: () => output.drain(),
+        pauseOutput: () => output.pause(),
+        resumeOutput: () => output.resume(),
         messages,
         exited,
         send: (message: ToRunner) => {
@@ -211,6 +213,16 @@ class PipeReader {
     stderr.on("data", (chunk: Buffer) => this.deliver("stderr", chunk));
   }
 
+  pause(): void {
+    this.stdout.pause();
+    this.stderr.pause();
+  }
+
+  resume(): void {
+    this.stdout.resume();
+    this.stderr.resume();
+  }
+
   listen(listener: OutputListener): void {
     this.listener = listener;
     for (const [name, chunk] of this.held.splice(0)) listener(name, chunk);
@@ -224,6 +236,9 @@ class PipeReader {
         supported = false;
         continue;
       }
+      // What libuv already read (held in the stream while it is paused) is older than what sits
+      // in the pipe: deliver it first (read() emits it as 'data').
+      while (stream.readableLength > 0 && stream.read() !== null);
       for (;;) {
         let n: number;
         try {

@@ -53,6 +53,12 @@ export interface RuntimeHandle {
    * backend cannot (the caller then waits for the pipes to go quiet).
    */
   drainOutput(): boolean;
+  /**
+   * Back-pressure: stop reading the output pipes (the runtime blocks on write once they are
+   * full) until resumeOutput. Optional: a backend without it is read as fast as it writes.
+   */
+  pauseOutput?(): void;
+  resumeOutput?(): void;
   send(message: ToRunner): void;
   /** Runner messages after `ready`, in order; ends when the channel closes. */
   readonly messages: AsyncIterable<FromRunner>;

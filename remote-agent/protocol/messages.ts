@@ -120,6 +120,13 @@ export const JobEventBody = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("status"), text: z.string() }), // "waiting for A100: held by session 'two'"
   z.object({ kind: z.literal("started"), where: z.string(), session: z.string(), gpus: z.array(z.string()) }),
   z.object({ kind: z.literal("stream"), name: z.enum(["stdout", "stderr"]), text: z.string() }),
+  /**
+   * Sent (never journalled) to a follower that asked for a stream cap (`streamCapChars` of `run`
+   * or `attach`) in place of the stream event that reaches the cap: `text` is that event's text
+   * up to the cap; the job's later stream text is journalled but not sent to that follower
+   * (`attach` without a cap replays it all). It takes that event's seq, so resuming stays exact.
+   */
+  z.object({ kind: z.literal("stream_truncated"), name: z.enum(["stdout", "stderr"]), text: z.string(), capChars: z.number().int() }),
   z.object({ kind: z.literal("display"), data: MimeBundle, metadata: z.record(z.string(), z.unknown()), displayId: z.string().optional() }),
   z.object({ kind: z.literal("update_display"), data: MimeBundle, metadata: z.record(z.string(), z.unknown()), displayId: z.string() }),
   z.object({ kind: z.literal("clear_output"), wait: z.boolean() }),
@@ -262,6 +269,8 @@ const SECRET_REPLIES = [
 
 const base = { v: z.literal(PROTOCOL_VERSION), id: z.string().min(1).max(128) };
 
+const STREAM_CAP = z.number().int().positive().optional();
+
 export const Request = z.discriminatedUnion("type", [
   z.object({
     ...base,
@@ -290,11 +299,17 @@ export const Request = z.discriminatedUnion("type", [
     /** Ask for the last expression's JSON value (-o). */
     wantValue: z.boolean().default(false),
     timeoutMs: z.number().int().positive().default(3_600_000),
+    /**
+     * Send at most this many characters of the job's stream text to this client, then one
+     * `stream_truncated` event; the rest is journalled only. Absent: all of it.
+     */
+    streamCapChars: STREAM_CAP,
   }),
   z.object({ ...base, type: z.literal("interrupt"), jobId: z.string() }),
   z.object({ ...base, type: z.literal("cancel"), jobId: z.string() }),
   /** Replay a job's events with seq > fromSeq, then follow it live until done. */
-  z.object({ ...base, type: z.literal("attach"), jobId: z.string(), fromSeq: z.number().int().min(0).default(0) }),
+  /** `streamCapChars`: as for `run`, counted from the job's first event (a resume passes the run's cap). */
+  z.object({ ...base, type: z.literal("attach"), jobId: z.string(), fromSeq: z.number().int().min(0).default(0), streamCapChars: STREAM_CAP }),
   z.object({ ...base, type: z.literal("ack"), jobId: z.string(), seq: z.number().int().min(0) }),
   z.object({ ...base, type: z.literal("jobs") }),
   z.object({ ...base, type: z.literal("status") }),

@@ -19,7 +19,7 @@ import { pathSegments, tempName } from "./paths";
 import type { VolumeStore } from "./store";
 
 /** Chunks a sender may have unacknowledged. */
-export const WINDOW = 16;
+export const WINDOW = 8;
 const IDLE_MS = 10 * 60_000;
 
 interface Base {

@@ -9,13 +9,10 @@
  */
 import { randomUUID } from "node:crypto";
 import type { ProgressBar, ProgressOptions } from "./api-types";
+import { Throttle, type ThrottleOptions } from "./throttle";
 import type { DisplaySink, MimeBundle } from "./types";
 
-export interface ProgressDisplayOptions extends ProgressOptions {
-  /** Milliseconds since some fixed origin; default Date.now. Injected by tests. */
-  now?: () => number;
-  /** Schedules the publication of a throttled update; default setTimeout (unref'd). Injected by tests. */
-  schedule?: (callback: () => void, delayMs: number) => () => void;
+export interface ProgressDisplayOptions extends ProgressOptions, Pick<ThrottleOptions, "now" | "schedule"> {
   displayId?: string;
 }
 
@@ -28,36 +25,24 @@ export interface ProgressState {
 
 const BAR_WIDTH = 20;
 
-function defaultSchedule(callback: () => void, delayMs: number): () => void {
-  const timer = setTimeout(callback, delayMs);
-  timer.unref?.();
-  return () => clearTimeout(timer);
-}
-
 export class ProgressDisplay implements ProgressBar {
   readonly displayId: string;
   private n = 0;
   private total: number | undefined;
   private description: string | undefined;
   private readonly unit: "items" | "bytes";
-  private readonly minIntervalMs: number;
   private readonly now: () => number;
-  private readonly schedule: (callback: () => void, delayMs: number) => () => void;
   private readonly startedAt: number;
-  private lastPublishedAt: number;
-  private cancelPending: (() => void) | undefined;
-  private finished = false;
+  private readonly throttle: Throttle;
 
   constructor(private readonly sink: DisplaySink, options: ProgressDisplayOptions = {}) {
     this.displayId = options.displayId ?? `farlab-progress-${randomUUID()}`;
     this.total = options.total;
     this.description = options.description;
     this.unit = options.unit ?? "items";
-    this.minIntervalMs = options.minIntervalMs ?? 100;
     this.now = options.now ?? Date.now;
-    this.schedule = options.schedule ?? defaultSchedule;
     this.startedAt = this.now();
-    this.lastPublishedAt = this.startedAt;
+    this.throttle = new Throttle(() => this.publishUpdate(), { minIntervalMs: options.minIntervalMs, now: this.now, schedule: options.schedule });
     this.sink.publish({
       msgType: "display_data",
       content: { data: this.bundle(), metadata: {}, transient: { display_id: this.displayId } },
@@ -77,39 +62,19 @@ export class ProgressDisplay implements ProgressBar {
     if (state.n !== undefined) this.n = state.n;
     if (state.total !== undefined) this.total = state.total;
     if (state.description !== undefined) this.description = state.description;
-    if (this.finished) return;
-    const waited = this.now() - this.lastPublishedAt;
-    if (waited >= this.minIntervalMs) {
-      this.publishNow();
-    } else if (!this.cancelPending) {
-      // Publish the latest state when the interval is over, so a bar that stops ticking without
-      // done() does not stay stale.
-      this.cancelPending = this.schedule(() => {
-        this.cancelPending = undefined;
-        if (!this.finished) this.publishNow();
-      }, this.minIntervalMs - waited);
-    }
+    this.throttle.request();
   }
 
   done(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.publishNow();
+    this.throttle.finish();
   }
 
   async *wrap<T>(items: Iterable<T> | AsyncIterable<T>): AsyncIterable<T> {
     if (this.total === undefined) {
-      const size = (items as { length?: unknown; size?: unknown }).length ?? (items as { size?: unknown }).size;
-      if (typeof size === "number") this.update({ total: size });
+      const size = sizeOf(items);
+      if (size !== undefined) this.update({ total: size });
     }
-    try {
-      for await (const item of items as AsyncIterable<T>) {
-        yield item;
-        this.tick();
-      }
-    } finally {
-      this.done();
-    }
+    yield* tickEach(this, items);
   }
 
   state(): ProgressState {
@@ -121,14 +86,29 @@ export class ProgressDisplay implements ProgressBar {
     return { "text/plain": text, "text/html": progressHtml(this.state(), text) };
   }
 
-  private publishNow(): void {
-    this.cancelPending?.();
-    this.cancelPending = undefined;
-    this.lastPublishedAt = this.now();
+  private publishUpdate(): void {
     this.sink.publish({
       msgType: "update_display_data",
       content: { data: this.bundle(), metadata: {}, transient: { display_id: this.displayId } },
     });
+  }
+}
+
+/** The length of an array (or size of a Set or Map): a bar's total when none was given. */
+export function sizeOf(items: unknown): number | undefined {
+  const size = (items as { length?: unknown }).length ?? (items as { size?: unknown }).size;
+  return typeof size === "number" ? size : undefined;
+}
+
+/** Yields each item and ticks `bar` after it; done() when the loop ends, also on break or throw. */
+export async function* tickEach<T>(bar: Pick<ProgressBar, "tick" | "done">, items: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    for await (const item of items as AsyncIterable<T>) {
+      yield item;
+      bar.tick();
+    }
+  } finally {
+    bar.done();
   }
 }
 

@@ -1,23 +1,23 @@
 /**
  * progress(...) in the TypeScript runtime: bars sent as `progress` runner messages (the kernel
- * draws them with kernel/display's ProgressDisplay), at most about 10 a second, the final state
- * always. Accepts what display.progress accepts (options or a total) and also an iterable:
+ * draws them with kernel/display's ProgressDisplay), throttled as the kernel's own bars are (at
+ * most about 10 a second, the latest state sent when the interval ends, the final state always).
+ * Accepts what display.progress accepts (options or a total) and also an iterable:
  * `for (const x of progress(items))` / `for await (...)`.
  */
 import { randomUUID } from "node:crypto";
 import type { ProgressBar, ProgressOptions } from "../../../kernel/display/api-types";
+import { sizeOf, tickEach } from "../../../kernel/display/progress";
+import { Throttle } from "../../../kernel/display/throttle";
 import type { RunnerChannel } from "./channel";
-
-const DEFAULT_INTERVAL_MS = 100;
 
 export class RunnerProgressBar implements ProgressBar {
   readonly displayId = `farlab-bar-${randomUUID()}`;
   private n = 0;
   private total: number | null;
   private closed = false;
-  private lastSent = 0;
-  private readonly minIntervalMs: number;
   private readonly description?: string;
+  private readonly throttle: Throttle;
 
   constructor(
     private readonly channel: RunnerChannel,
@@ -26,13 +26,12 @@ export class RunnerProgressBar implements ProgressBar {
   ) {
     this.total = options.total ?? null;
     this.description = options.description;
-    this.minIntervalMs = options.minIntervalMs ?? DEFAULT_INTERVAL_MS;
+    this.throttle = new Throttle(() => this.send(), { minIntervalMs: options.minIntervalMs });
     openBars.add(this);
     this.send();
   }
 
   private send(): void {
-    this.lastSent = Date.now();
     this.channel.send({
       type: "progress",
       barId: this.displayId,
@@ -43,26 +42,22 @@ export class RunnerProgressBar implements ProgressBar {
     });
   }
 
-  private maybeSend(): void {
-    if (!this.closed && Date.now() - this.lastSent >= this.minIntervalMs) this.send();
-  }
-
   tick(n = 1): void {
     this.n += n;
-    this.maybeSend();
+    this.throttle.request();
   }
 
   set(count: number, total?: number): void {
     this.n = count;
     if (total !== undefined) this.total = total;
-    this.maybeSend();
+    this.throttle.request();
   }
 
   done(): void {
     if (this.closed) return;
     this.closed = true;
     this.openBars.delete(this);
-    this.send();
+    this.throttle.finish();
   }
 
   /** Sync iteration, ticking once per item; done() when the loop ends (also on break/throw). */
@@ -77,15 +72,8 @@ export class RunnerProgressBar implements ProgressBar {
     }
   }
 
-  async *wrap<T>(items: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T> {
-    try {
-      for await (const item of items as AsyncIterable<T>) {
-        yield item;
-        this.tick();
-      }
-    } finally {
-      this.done();
-    }
+  wrap<T>(items: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T> {
+    return tickEach(this, items);
   }
 }
 
@@ -106,8 +94,7 @@ export function createProgress(channel: RunnerChannel): { progress: ProgressFunc
   const openBars = new Set<RunnerProgressBar>();
   const progress = ((first?: unknown, second?: ProgressOptions) => {
     if (isIterable(first)) {
-      const length = (first as { length?: unknown }).length ?? (first as { size?: unknown }).size;
-      const options = { total: typeof length === "number" ? length : undefined, ...second };
+      const options = { total: sizeOf(first), ...second };
       const bar = new RunnerProgressBar(channel, options, openBars);
       return {
         [Symbol.iterator]: () => bar.iterate(first as Iterable<unknown>),

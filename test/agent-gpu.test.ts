@@ -10,7 +10,7 @@ import { GpuAllocator } from "../remote-agent/gpu/allocator";
 import { parseNvidiaSmi, type GpuDevice } from "../remote-agent/gpu/inventory";
 import { GpuSpecError, describeInventory, everSatisfiable, matchingGpus, parseGpuSpec } from "../remote-agent/gpu/spec";
 import type { ErrorReply, GpuInfo } from "../remote-agent/protocol/messages";
-import { AgentHarness, scriptDir } from "./agent-harness";
+import { scriptDir, withAgent, type AgentOptions } from "./agent-harness";
 
 const SMI_OUTPUT = [
   "0, GPU-a100-0000, NVIDIA A100-SXM4-80GB, 81920, 1024",
@@ -86,14 +86,14 @@ test("allocator: exclusive, fallback order, first come first served, and waits t
   assert.equal(gpus.neverSatisfiableReason(parseGpuSpec("H100|A100")), null);
 });
 
-function gpuAgent(): AgentHarness {
+/** An agent whose PATH starts with a stand-in nvidia-smi that reports SMI_OUTPUT. */
+function gpuAgentOptions(): AgentOptions {
   const bin = scriptDir("nvidia-smi", `#!/bin/sh\ncat <<'EOF'\n${SMI_OUTPUT}\nEOF\n`);
-  return AgentHarness.start({ env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+  return { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } };
 }
 
-test("agent with GPUs: allocation, waiting status events, interrupting a wait, CUDA_VISIBLE_DEVICES", async () => {
-  const agent = gpuAgent();
-  try {
+test("agent with GPUs: allocation, waiting status events, interrupting a wait, CUDA_VISIBLE_DEVICES", () =>
+  withAgent(gpuAgentOptions(), async (agent) => {
     const status = await agent.ok<{ gpus: GpuInfo[] }>({ type: "status" });
     assert.deepEqual(
       status.gpus.map((g) => [g.index, g.name, g.heldBy]),
@@ -142,14 +142,11 @@ test("agent with GPUs: allocation, waiting status events, interrupting a wait, C
     assert.equal(agent.stdoutOf(two), "0,1\n");
     const after = await agent.ok<{ gpus: GpuInfo[] }>({ type: "status" });
     assert.deepEqual(after.gpus.map((g) => g.heldBy), ["two", "two", "four"]);
-  } finally {
-    await agent.close();
-  }
-});
+  }),
+);
 
-test("agent with GPUs: a spec it can never satisfy is a usage error listing its GPUs", async () => {
-  const agent = gpuAgent();
-  try {
+test("agent with GPUs: a spec it can never satisfy is a usage error listing its GPUs", () =>
+  withAgent(gpuAgentOptions(), async (agent) => {
     for (const gpu of ["V100", "A100:3", "any:4"]) {
       const answer = (await agent.request({ type: "run", code: "true", session: { lang: "sh", resources: { gpu } } })) as ErrorReply;
       assert.equal(answer.type, "error", gpu);
@@ -160,20 +157,15 @@ test("agent with GPUs: a spec it can never satisfy is a usage error listing its 
     assert.equal(bad.code, "usage");
     assert.match(bad.message, /count must be between 1 and 64/);
     assert.deepEqual((await agent.ok<{ jobs: unknown[] }>({ type: "jobs" })).jobs, [], "no job was made");
-  } finally {
-    await agent.close();
-  }
-});
+  }),
+);
 
-test("agent without nvidia-smi: no GPUs, and gpu= says so", async () => {
-  const agent = AgentHarness.start({ env: { ...process.env, PATH: "/usr/bin:/bin" } });
-  try {
+test("agent without nvidia-smi: no GPUs, and gpu= says so", () =>
+  withAgent({ env: { ...process.env, PATH: "/usr/bin:/bin" } }, async (agent) => {
     const status = await agent.ok<{ gpus: GpuInfo[] }>({ type: "status" });
     assert.deepEqual(status.gpus, []);
     const answer = (await agent.request({ type: "run", code: "true", session: { lang: "sh", resources: { gpu: "any" } } })) as ErrorReply;
     assert.equal(answer.code, "usage");
     assert.equal(answer.message, "no GPU on this agent can satisfy gpu=any; it has no GPUs");
-  } finally {
-    await agent.close();
-  }
-});
+  }),
+);

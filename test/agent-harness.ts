@@ -32,6 +32,12 @@ function tempDir(prefix: string): string {
 
 type Waiter = { predicate: (m: FromAgent) => boolean; resolve: (m: FromAgent) => void };
 
+export interface AgentOptions {
+  env?: NodeJS.ProcessEnv;
+  args?: string[];
+  dataDir?: string;
+}
+
 export class AgentHarness {
   readonly received: FromAgent[] = [];
   readonly stderr: string[] = [];
@@ -64,7 +70,7 @@ export class AgentHarness {
     child.on("exit", () => running.delete(child));
   }
 
-  static start(options: { env?: NodeJS.ProcessEnv; args?: string[]; dataDir?: string } = {}): AgentHarness {
+  static start(options: AgentOptions = {}): AgentHarness {
     const dataDir = options.dataDir ?? tempDir("farlab-agent-test-");
     const child = spawn(
       process.execPath,
@@ -138,6 +144,23 @@ export class AgentHarness {
   async close(): Promise<number | null> {
     this.child.stdin.end();
     return this.exited;
+  }
+}
+
+/** Runs `body` with a fresh agent (started with `options`) and closes the agent after it, whether
+ * `body` passes or throws. */
+export function withAgent<T>(body: (agent: AgentHarness) => Promise<T>): Promise<T>;
+export function withAgent<T>(options: AgentOptions, body: (agent: AgentHarness) => Promise<T>): Promise<T>;
+export async function withAgent<T>(
+  first: AgentOptions | ((agent: AgentHarness) => Promise<T>),
+  second?: (agent: AgentHarness) => Promise<T>,
+): Promise<T> {
+  const [options, body] = typeof first === "function" ? [{}, first] : [first, second!];
+  const agent = AgentHarness.start(options);
+  try {
+    return await body(agent);
+  } finally {
+    await agent.close();
   }
 }
 

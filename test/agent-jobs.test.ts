@@ -11,7 +11,7 @@ import * as path from "node:path";
 import type { JobEvent } from "../remote-agent/protocol/messages";
 import { Job } from "../remote-agent/agent/job";
 import { Journal } from "../remote-agent/agent/journal";
-import { AgentHarness, tempDir as makeTempDir } from "./agent-harness";
+import { AgentHarness, tempDir as makeTempDir, withAgent } from "./agent-harness";
 
 /** A shell line that blocks until the test creates `file` (the test's go signal). */
 const waitFor = (file: string) => `while [ ! -e '${file}' ]; do sleep 0.02; done`;
@@ -52,9 +52,8 @@ test("job events: output is coalesced per stream, in order with everything else,
   assert.equal(fs.existsSync(path.join(path.dirname(journal.pathOf(job.id)), `${job.id}.owner`)), false, "ownership ends with the job");
 });
 
-test("run: fd-level output streams as events in seq order, journalled before they are sent", async () => {
-  const agent = AgentHarness.start();
-  try {
+test("run: fd-level output streams as events in seq order, journalled before they are sent", () =>
+  withAgent(async (agent) => {
     await agent.ok({ type: "hello", client: { id: "jobs-test" } });
     const jobId = await agent.run("echo hello; echo oops >&2; ls /proc/self >/dev/null && echo from-a-subprocess");
     const { status, events } = await agent.done(jobId);
@@ -83,10 +82,8 @@ test("run: fd-level output streams as events in seq order, journalled before the
       { state: "done", status: "ok", preview: true },
     );
     assert.equal((await agent.request({ type: "ack", jobId, seq: events.length })).type, "reply");
-  } finally {
-    await agent.close();
-  }
-});
+  }),
+);
 
 test("attach: live from the last seq seen (each event once), replay from any seq, and after an agent restart", async () => {
   const dir = tempDir();
@@ -128,10 +125,9 @@ test("attach: live from the last seq seen (each event once), replay from any seq
   }
 });
 
-test("one job at a time per session: the next waits with its position and can be cancelled", async () => {
+test("one job at a time per session: the next waits with its position and can be cancelled", () => {
   const dir = tempDir();
-  const agent = AgentHarness.start();
-  try {
+  return withAgent(async (agent) => {
     const session = { name: "queue" };
     const first = await agent.run(`echo one; ${waitFor(path.join(dir, "go"))}`, session);
     await agent.waitForEvent(first, (e) => e.kind === "started");
@@ -155,14 +151,11 @@ test("one job at a time per session: the next waits with its position and can be
     assert.equal(agent.stdoutOf(third), "three\n");
     // Both ran in the same runtime.
     assert.equal(startedWhere(agent.events(third)).where, startedWhere(agent.events(first)).where);
-  } finally {
-    await agent.close();
-  }
+  });
 });
 
-test("interrupt: SIGINT stops the cell and the session's runtime survives", async () => {
-  const agent = AgentHarness.start();
-  try {
+test("interrupt: SIGINT stops the cell and the session's runtime survives", () =>
+  withAgent(async (agent) => {
     const session = { name: "intr" };
     const jobId = await agent.run("echo started; sleep 30; echo not-reached", session);
     await agent.waitForEvent(jobId, (e) => e.kind === "stream" && e.text.includes("started"));
@@ -175,14 +168,11 @@ test("interrupt: SIGINT stops the cell and the session's runtime survives", asyn
     const next = await agent.run("echo after", session);
     assert.equal((await agent.done(next)).status, "ok");
     assert.equal(startedWhere(agent.events(next)).where, startedWhere(events).where, "same runtime process");
-  } finally {
-    await agent.close();
-  }
-});
+  }),
+);
 
-test("timeout: TimeoutError; SIGINT suffices, or SIGTERM after the grace period and the session restarts", async () => {
-  const agent = AgentHarness.start();
-  try {
+test("timeout: TimeoutError; SIGINT suffices, or SIGTERM after the grace period and the session restarts", () =>
+  withAgent(async (agent) => {
     const session = { name: "slow" };
     const polite = await agent.run("sleep 30", session, { timeoutMs: 300 });
     const first = await agent.done(polite);
@@ -209,14 +199,11 @@ test("timeout: TimeoutError; SIGINT suffices, or SIGTERM after the grace period 
     assert.equal(third.status, "ok");
     assert.equal(agent.stdoutOf(after), "alive\n");
     assert.notEqual(startedWhere(third.events).where, startedWhere(second.events).where, "a new runtime");
-  } finally {
-    await agent.close();
-  }
-});
+  }),
+);
 
-test("sessions: named ones keep their settings, default ones are per settings, fresh ones go away", async () => {
-  const agent = AgentHarness.start();
-  try {
+test("sessions: named ones keep their settings, default ones are per settings, fresh ones go away", () =>
+  withAgent(async (agent) => {
     await agent.ok({ type: "hello", client: { id: "sessions-test" } });
     const a = await agent.run("echo a", { name: "two" });
     assert.equal((await agent.done(a)).status, "ok");
@@ -260,10 +247,8 @@ test("sessions: named ones keep their settings, default ones are per settings, f
     // Now the name is free for other settings.
     const c = await agent.run("echo c", { name: "two", resources: { cpu: 2 } });
     assert.equal((await agent.done(c)).status, "ok");
-  } finally {
-    await agent.close();
-  }
-});
+  }),
+);
 
 test("attach from another agent process: follows a job whose client went away, and ends one whose agent died", async () => {
   const dir = tempDir();

@@ -32,6 +32,7 @@ const BEHAVIOURS: Record<string, string> = {
   test_output_streams_live: "output streams to iopub while the cell runs",
   test_native_output_is_captured: "output of native code and child processes is captured",
   test_stream_output_is_coalesced: "5000 printed lines arrive whole in far fewer stream messages",
+  test_output_flood_is_capped_and_attach_replays_it: "20 MB of output: the cell shows 1 MiB and a notice naming the job; %remote attach replays it all",
   test_pandas_result_is_html: "a pandas DataFrame result is an HTML table",
   test_progress_bar_updates_in_place: "Python progress() is one display updated in place to 100%",
   test_typescript_progress_bar: "TypeScript progress() is one display updated in place",

@@ -87,12 +87,20 @@ test("a client that stops reading holds the runtime back, and then gets every li
     const jobId = await agent.run(`seq 1 ${LINES}`, { lang: "sh" });
     agent.child.stdout.pause();
     const journalFile = path.join(agent.dataDir, "journal", `${jobId}.jsonl`);
-    // The agent queues up to its high-water mark for this client, then stops reading the runtime.
-    await waitFor(() => fs.existsSync(journalFile) && fs.statSync(journalFile).size >= CAP, { what: "1 MiB of journalled output" });
-    assert.ok(
-      !fs.readFileSync(journalFile, "utf8").includes('"kind":"done"'),
-      "the job cannot finish 20 MB of output while its only client reads none of it",
+    // The agent queues up to its high-water mark for this client, then stops reading the
+    // runtime, which blocks: the journal stops growing long before the 20 MB are out.
+    let lastSize = -1;
+    const heldAt = await waitFor(
+      () => {
+        const size = fs.existsSync(journalFile) ? fs.statSync(journalFile).size : 0;
+        const settled = size >= CAP && size === lastSize;
+        lastSize = size;
+        return settled && size;
+      },
+      { what: "the journal to stop growing while the client reads nothing", intervalMs: 500, timeoutMs: 60_000 },
     );
+    assert.ok(!fs.readFileSync(journalFile, "utf8").includes('"kind":"done"'), "the job cannot finish while its only client reads nothing");
+    assert.ok(heldAt < EXPECTED.length / 4, `the agent journalled ${heldAt} bytes before holding the runtime back`);
     agent.child.stdout.resume();
     const { status, events } = await agent.done(jobId);
     assert.equal(status, "ok");

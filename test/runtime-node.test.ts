@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, test } from "node:test";
 import { useRuntime } from "./helpers/runner-harness";
+import { assertFinalBar, assertThrottledBar } from "./helpers/runner-progress";
 
 describe("TypeScript runtime", () => {
   const ts = useRuntime("ts");
@@ -77,13 +78,8 @@ describe("TypeScript runtime", () => {
     const n = 200_000;
     const out = await ts().run(`let sum = 0\nfor (const i of progress(Array.from({ length: ${n} }, (_, k) => k), { description: 'sum' })) sum += i\nsum`);
     assert.equal(out.status, "ok", JSON.stringify(out.error));
-    const bars = out.of("progress");
-    assert.ok(bars.length >= 2 && bars.length < n / 1000, `${bars.length} progress messages for ${n} items`);
-    const last = bars.at(-1)!;
-    assert.deepEqual({ n: last.n, total: last.total, closed: last.closed, description: last.description }, { n, total: n, closed: true, description: "sum" });
-    const manual = await ts().run("const bar = progress(10); bar.tick(3); bar.done()");
-    const final = manual.of("progress").at(-1)!;
-    assert.deepEqual({ n: final.n, total: final.total, closed: final.closed }, { n: 3, total: 10, closed: true });
+    assertThrottledBar(out, n, "sum");
+    assertFinalBar(await ts().run("const bar = progress(10); bar.tick(3); bar.done()"), { n: 3, total: 10 });
   });
 
   test("an error reports name, message and the cell's line", async () => {

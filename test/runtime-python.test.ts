@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SYSTEM_PYTHON } from "./helpers/processes";
 import { useRuntime } from "./helpers/runner-harness";
+import { assertFinalBar, assertThrottledBar } from "./helpers/runner-progress";
 
 const py = useRuntime("python", { python: SYSTEM_PYTHON });
 
@@ -100,14 +101,9 @@ test("progress() sends throttled updates and always a final closed one", async (
   const n = 300_000;
   const out = await py().run(`from farlab import progress\nfor i in progress(range(${n}), desc='work'):\n    pass`);
   assert.equal(out.status, "ok");
-  const bars = out.of("progress");
-  assert.ok(bars.length >= 2 && bars.length < n / 1000, `${bars.length} progress messages for ${n} items`);
-  const last = bars[bars.length - 1];
-  assert.deepEqual({ n: last.n, total: last.total, closed: last.closed, description: last.description }, { n, total: n, closed: true, description: "work" });
+  const bars = assertThrottledBar(out, n, "work");
   assert.equal(new Set(bars.map((b) => b.barId)).size, 1);
-  const manual = await py().run("bar = progress(total=3)\nbar.update(2)\nbar.close()");
-  const final = manual.of("progress").at(-1)!;
-  assert.deepEqual({ n: final.n, total: final.total, closed: final.closed }, { n: 2, total: 3, closed: true });
+  assertFinalBar(await py().run("bar = progress(total=3)\nbar.update(2)\nbar.close()"), { n: 2, total: 3 });
 });
 
 test("tqdm's carriage-return lines pass through stderr as they are", async () => {

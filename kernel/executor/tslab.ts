@@ -5,13 +5,12 @@
  * What we take from tslab: its converter (type check + transpile of one cell against the
  * declarations of the cells before it, `tslab/dist/converter`), its is-complete heuristic and its
  * quick-info printer. What we add here:
- *  - source maps. tslab's converter emits without them and rewrites the cell twice (TypeScript ->
- *    ES module JS -> CommonJS), so line numbers of runtime errors do not match the cell. Its
- *    compiler options are object literals we cannot reach, so while the converter works we give
- *    every object that carries tslab's marker option (`noImplicitUseStrict: true`, which nothing
- *    else sets) an inherited `inlineSourceMap: true` (a getter on Object.prototype that exists only
- *    while the converter runs). Both steps then append an inline map, and
- *    `mapToCell` composes them.
+ *  - source maps, on demand. tslab's converter emits without them and rewrites the cell twice
+ *    (TypeScript -> ES module JS -> CommonJS), so line numbers of runtime errors do not match the
+ *    cell. Cells compile without maps (they cost compile time, and most cells never throw); the
+ *    first time an error's stack needs a cell's positions, that cell is converted again with an
+ *    inline map from each step (see withSourceMaps: the options of both steps are reached without
+ *    patching anything on the compile path), and `mapToCell` composes them.
  *  - virtual packages: `import ... from "farlab"` must type-check in any notebook folder, so
  *    `<cwd>/node_modules/farlab/*.d.ts` are served from memory through `ts.sys` (tslab's compiler
  *    host delegates file reads to it).
@@ -67,25 +66,53 @@ export const versions = {
 
 /** tslab's converter marks its option objects with this (deprecated, otherwise unused) option. */
 const TSLAB_OPTION_MARKER = "noImplicitUseStrict";
-let sourceMapsWanted = 0;
 
-/** Present only while the compiler works, so user code never sees it on Object.prototype. */
-const inlineSourceMapForTslab: PropertyDescriptor = {
-  configurable: true,
-  enumerable: false,
-  get(this: object): true | undefined {
-    const marked = Object.prototype.hasOwnProperty.call(this, TSLAB_OPTION_MARKER) &&
-      (this as Record<string, unknown>)[TSLAB_OPTION_MARKER] === true;
-    return marked ? true : undefined;
-  },
-};
+/**
+ * The compiler options of tslab's watch program (step 1 of a cell's conversion, TypeScript -> ES
+ * module), found by watching which marked object the compiler reads `inlineSourceMap` from while
+ * createConverter() runs: a getter on Object.prototype that only records `this` and returns
+ * undefined, so the compiler behaves as without it, present only during that one call (before any
+ * cell, never on the compile path: a change of Object.prototype deoptimises the whole compiler).
+ */
+function createConverterWithOptions(): { converter: Converter; options: Set<Record<string, unknown>> } {
+  const options = new Set<Record<string, unknown>>();
+  Object.defineProperty(Object.prototype, "inlineSourceMap", {
+    configurable: true,
+    enumerable: false,
+    get(this: Record<string, unknown>): undefined {
+      if (Object.prototype.hasOwnProperty.call(this, TSLAB_OPTION_MARKER) && this[TSLAB_OPTION_MARKER] === true) options.add(this);
+      return undefined;
+    },
+  });
+  let converter: Converter;
+  try {
+    converter = createConverter();
+  } finally {
+    delete (Object.prototype as Record<string, unknown>).inlineSourceMap;
+  }
+  // An own property from now on, so switching maps on and off never changes the objects' shape.
+  for (const object of options) object.inlineSourceMap = undefined;
+  return { converter, options };
+}
 
-function withSourceMaps<T>(work: () => T): T {
-  if (sourceMapsWanted++ === 0) Object.defineProperty(Object.prototype, "inlineSourceMap", inlineSourceMapForTslab);
+/**
+ * Step 2 (ES module -> CommonJS) is a ts.transpileModule call with a fresh options object; the
+ * options transpileModule forces on every call are a list TypeScript exports, so adding
+ * `inlineSourceMap` there for one conversion gives that step a map too.
+ */
+const INLINE_MAP_IN_TRANSPILE = { name: "inlineSourceMap", transpileOptionValue: true };
+
+/** Runs one conversion with inline source maps from both steps. */
+function withSourceMaps<T>(watchOptions: Set<Record<string, unknown>>, work: () => T): T {
+  const forced = (ts as unknown as { transpileOptionValueCompilerOptions: unknown[] }).transpileOptionValueCompilerOptions;
+  for (const object of watchOptions) object.inlineSourceMap = true;
+  forced.push(INLINE_MAP_IN_TRANSPILE);
   try {
     return work();
   } finally {
-    if (--sourceMapsWanted === 0) delete (Object.prototype as Record<string, unknown>).inlineSourceMap;
+    const at = forced.lastIndexOf(INLINE_MAP_IN_TRANSPILE);
+    if (at >= 0) forced.splice(at, 1);
+    for (const object of watchOptions) object.inlineSourceMap = undefined;
   }
 }
 
@@ -101,7 +128,11 @@ function takeSourceMaps(output: string): { code: string; maps: SourceMap[] } {
       // A map we cannot read only costs us line mapping.
     }
   }
-  return { code: output.replace(INLINE_MAP, "").trimEnd() + "\n", maps };
+  return { code: normalizeCode(output.replace(INLINE_MAP, "")), maps };
+}
+
+function normalizeCode(output: string): string {
+  return output.trimEnd() + "\n";
 }
 
 /** Lines tslab prepends to every cell ("export {};\n") before compiling it. */
@@ -120,24 +151,59 @@ function composeMaps(maps: SourceMap[]): CompiledCell["mapToCell"] {
   };
 }
 
+const unmapped: CompiledCell["mapToCell"] = () => undefined;
+
 export function createCellCompiler(): CellCompiler {
-  const converter: Converter = withSourceMaps(() => createConverter());
+  const { converter, options: watchOptions } = createConverterWithOptions();
+  /**
+   * Local files a source-map conversion emitted (a file changed on disk since it was last
+   * converted): tslab marks them converted, so they are handed out with the next compile instead.
+   */
+  let pendingSideOutputs: CompiledCell["sideOutputs"] = [];
+
+  function sideOutputsOf(result: ReturnType<Converter["convert"]>): CompiledCell["sideOutputs"] {
+    return (result.sideOutputs ?? []).map((side) => ({ path: side.path, data: takeSourceMaps(side.data).code }));
+  }
+
+  /**
+   * Source maps cost a third more compile time, and are only needed to map a runtime error's
+   * stack: the cell is converted again, with maps, the first time one of its positions is
+   * asked for. The same inputs give the same code (checked: when they do not, e.g. an imported
+   * file changed meanwhile, positions stay unmapped rather than wrong).
+   */
+  function lazyMapToCell(prevDecl: string, src: string, code: string): CompiledCell["mapToCell"] {
+    let map: CompiledCell["mapToCell"] | undefined;
+    return (line, column) => {
+      if (!map) {
+        map = unmapped;
+        const result = withSourceMaps(watchOptions, () => converter.convert(prevDecl, src));
+        pendingSideOutputs.push(...sideOutputsOf(result));
+        if (result.diagnostics.length === 0 && result.output) {
+          const taken = takeSourceMaps(result.output);
+          if (taken.code === code) map = composeMaps(taken.maps);
+        }
+      }
+      return map(line, column);
+    };
+  }
+
   return {
     compile(prevDecl, src) {
-      const result = withSourceMaps(() => converter.convert(prevDecl, src));
-      const sideOutputs = (result.sideOutputs ?? []).map((side) => ({ path: side.path, data: takeSourceMaps(side.data).code }));
+      const result = converter.convert(prevDecl, src);
+      const sideOutputs = [...pendingSideOutputs, ...sideOutputsOf(result)];
+      pendingSideOutputs = [];
       if (result.diagnostics.length > 0) {
-        return { declarations: prevDecl, hasTopLevelAwait: false, diagnostics: result.diagnostics, sideOutputs, mapToCell: () => undefined };
+        return { declarations: prevDecl, hasTopLevelAwait: false, diagnostics: result.diagnostics, sideOutputs, mapToCell: unmapped };
       }
-      const taken = result.output ? takeSourceMaps(result.output) : undefined;
+      const code = result.output ? normalizeCode(result.output) : undefined;
       return {
-        code: taken?.code,
+        code,
         declarations: result.declOutput ?? "",
         lastExpressionVar: result.lastExpressionVar,
         hasTopLevelAwait: result.hasToplevelAwait === true,
         diagnostics: [],
         sideOutputs,
-        mapToCell: composeMaps(taken?.maps ?? []),
+        mapToCell: code === undefined ? unmapped : lazyMapToCell(prevDecl, src, code),
       };
     },
     complete(prevDecl, src, position) {

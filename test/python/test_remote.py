@@ -9,6 +9,7 @@ No sleeps as synchronisation: every wait is for a message (with a generous bound
 """
 import json
 import os
+import re
 import sys
 import unittest
 import uuid
@@ -124,6 +125,22 @@ class TestRemoteCells(RemoteCellTestCase):
         streams = [c for c in of_type(messages, "stream") if c["name"] == "stdout"]
         self.assertEqual("".join(c["text"] for c in streams), "".join(f"{i}\n" for i in range(5000)))
         self.assertLess(len(streams), 500, f"{len(streams)} stream messages for 5000 lines")
+
+    def test_output_flood_is_capped_and_attach_replays_it(self):
+        lines = 2_500_000  # ~20 MB
+        expected = "".join(f"{i}\n" for i in range(1, lines + 1))
+        messages = self.ok(f"%%remote lang=bash\nseq 1 {lines}")
+        shown = stream_text(messages)
+        self.assertLessEqual(len(shown), 1024 * 1024)
+        self.assertTrue(expected.startswith(shown), "the notebook got the start of the output, in order")
+        notice = stream_text(messages, "stderr")
+        match = re.search(r"`%remote attach (job-[\w-]+)`", notice)
+        self.assertIsNotNone(match, f"no notice naming the job in {notice!r}")
+        self.assertEqual(notice.count("%remote attach"), 1, notice)
+        # Nothing lost: attach replays the whole output, in order, with no notice.
+        replay = self.ok(f"%remote attach {match.group(1)}")
+        self.assertEqual(stream_text(replay), expected)
+        self.assertNotIn("output shown up to", stream_text(replay, "stderr"))
 
     def test_pandas_result_is_html(self):
         data = self.value('%%remote lang=python\nimport pandas as pd\npd.DataFrame({"col": [1, 2, 3]})')

@@ -17,9 +17,10 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Agent } from "./agent/agent";
+import { Agent, loadAgentId } from "./agent/agent";
 import { createLog, type Log } from "./agent/log";
 import { ProcessBackend } from "./backends/process";
+import type { Backend } from "./backends/types";
 import { GpuAllocator } from "./gpu/allocator";
 import { readGpuInventory } from "./gpu/inventory";
 import { StreamTransport } from "./protocol/framing";
@@ -29,6 +30,9 @@ type ZmqListenerModule = typeof import("./transports/zmq-listener");
 type AgentKeysModule = typeof import("./keys/agent-keys");
 const loadZmqListener = (): ZmqListenerModule => require("./transports/zmq-listener") as ZmqListenerModule;
 const loadAgentKeys = (): AgentKeysModule => require("./keys/agent-keys") as AgentKeysModule;
+// dockerode too: only an agent that uses the Docker backend loads it.
+type DockerModule = typeof import("./backends/docker");
+const loadDocker = (): DockerModule => require("./backends/docker") as DockerModule;
 import { DEFAULT_RETENTION, parseRetention, parseSize, startJournalRetention } from "./agent/journal-retention";
 
 const DEFAULT_DATA_DIR = path.join(os.homedir(), ".local", "share", "farlab-agent");
@@ -41,6 +45,9 @@ interface ServeOptions {
   terminateGraceMs?: number;
   journalRetention: number;
   journalMaxSize: number;
+  backend: string;
+  dockerImage?: string;
+  dockerSocket?: string;
 }
 
 function retention(value: string): number {
@@ -78,9 +85,10 @@ async function serve(options: ServeOptions): Promise<void> {
 
   const readGpus = () => readGpuInventory();
   const gpus = new GpuAllocator(await readGpus());
+  const backend = await chooseBackend(options, dataDir, log);
   const agent = new Agent({
     dataDir,
-    backend: new ProcessBackend({ dataDir, log }),
+    backend,
     gpus,
     log,
     readGpus,
@@ -114,6 +122,31 @@ async function serve(options: ServeOptions): Promise<void> {
   log("client disconnected; exiting once running jobs are done");
   await agent.whenIdle();
   await exit("stdin closed");
+}
+
+/**
+ * --backend auto (the default, or $FARLAB_AGENT_BACKEND): Docker when its socket answers, else
+ * the process backend. A Docker backend first removes the containers an earlier agent on this
+ * data dir left behind.
+ */
+async function chooseBackend(options: ServeOptions, dataDir: string, log: Log): Promise<Backend> {
+  const socketPath = options.dockerSocket ?? process.env.DOCKER_SOCKET ?? "/var/run/docker.sock";
+  let choice = options.backend;
+  if (!["auto", "docker", "process"].includes(choice)) {
+    process.stderr.write(`farlab-agent serve: backend ${JSON.stringify(choice)} is not one of auto, docker, process\n`);
+    process.exit(2);
+  }
+  if (choice === "auto") choice = (await loadDocker().dockerAnswers(socketPath)) ? "docker" : "process";
+  if (choice === "process") return new ProcessBackend({ dataDir, log });
+  const docker = loadDocker();
+  if (!(await docker.dockerAnswers(socketPath))) {
+    process.stderr.write(`farlab-agent serve: --backend docker, but no Docker engine answers on ${socketPath}\n`);
+    process.exit(2);
+  }
+  const backend = new docker.DockerBackend({ dataDir, agentId: loadAgentId(dataDir), socketPath, defaultImage: options.dockerImage, log });
+  const removed = await backend.removeLeftovers().catch((e: Error) => (log(`could not list earlier containers: ${e.message}`), 0));
+  if (removed > 0) log(`removed ${removed} container(s) left by an earlier agent on ${dataDir}`);
+  return backend;
 }
 
 /** Anything that would print to stdout (console.log in a dependency) goes to the log instead. */
@@ -155,6 +188,13 @@ program
       .argParser(size)
       .default(DEFAULT_RETENTION.maxBytes, "1GiB"),
   )
+  .addOption(
+    new Option("--backend <name>", "where sessions run: docker, process, or auto (docker when its socket answers)")
+      .choices(["auto", "docker", "process"])
+      .default(process.env.FARLAB_AGENT_BACKEND ?? "auto"),
+  )
+  .option("--docker-image <image>", "image of docker sessions that name none (image=)", process.env.FARLAB_DOCKER_IMAGE)
+  .option("--docker-socket <path>", "the Docker engine's socket (default /var/run/docker.sock)")
   .action((options: ServeOptions) => serve(options));
 
 program

@@ -10,7 +10,8 @@
  *                `magics-parser`, `test/magics-parser.test.ts` all work
  *   --option     passed to `node --test` (e.g. --test-name-pattern="quoting")
  * Environment: FARLAB_TEST_TIMEOUT_MS, the limit for one test (default 300000), so that a hung
- * test fails with a message instead of holding CI until its own limit.
+ * test fails with a message instead of holding CI until its own limit; FARLAB_AGENT_BACKEND,
+ * the agents' backend (default here: process).
  */
 const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
@@ -53,6 +54,10 @@ if (files.length === 0) {
 }
 
 const timeoutMs = process.env.FARLAB_TEST_TIMEOUT_MS ?? "300000";
+// Agents started by the tests (and by the kernels they start) use the process backend unless a
+// test asks for another: with dockerd running (CI starts it) `auto` would pick docker for all of
+// them. The Docker backend's own tests (test/docker-*.test.ts) pass --backend docker.
+process.env.FARLAB_AGENT_BACKEND ??= "process";
 const result = spawnSync(
   process.execPath,
   [

@@ -75,7 +75,8 @@ export class AgentHarness {
     const child = spawn(
       process.execPath,
       [AGENT_CLI, "serve", "--stdio", "--data-dir", dataDir, "--interrupt-grace-ms", "1000", "--terminate-grace-ms", "1000", ...(options.args ?? [])],
-      { env: options.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] },
+      // The process backend unless a test asks for another (with dockerd up, auto = docker).
+      { env: { FARLAB_AGENT_BACKEND: "process", ...(options.env ?? process.env) }, stdio: ["pipe", "pipe", "pipe"] },
     );
     return new AgentHarness(child, dataDir);
   }

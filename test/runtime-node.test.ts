@@ -96,6 +96,23 @@ describe("TypeScript runtime", () => {
     assert.match(syntax.error?.evalue ?? "", /line 1/);
   });
 
+  test("a cell run again behaves as the first time (its compiled form is reused)", async () => {
+    const cell = "let runs = (globalThis as any).runs ?? 0\nruns = runs + 1\nfunction twice(n: number) {\n  if (n > 1) throw new Error(`run ${n}`)\n  return n * 2\n}\ntwice(runs)";
+    const first = await ts().run(cell);
+    assert.deepEqual(first.result?.data, { "text/plain": "2" });
+    const second = await ts().run(cell);
+    assert.equal(second.status, "error");
+    assert.equal(second.error?.evalue, "run 2");
+    // Each run is its own cell in the traceback, mapped to the same source line.
+    const firstCell = Number(/at twice \(<cell (\d+)>:4:\d+\)/.exec(second.error!.traceback.join("\n"))?.[1]);
+    const third = await ts().run(cell);
+    assert.equal(third.error?.evalue, "run 3");
+    assert.match(third.error!.traceback.join("\n"), new RegExp(`at twice \\(<cell ${firstCell + 1}>:4:\\d+\\)`));
+    const syntax = "const = 2";
+    assert.equal((await ts().run(syntax)).error?.ename, "SyntaxError");
+    assert.equal((await ts().run(syntax)).error?.ename, "SyntaxError");
+  });
+
   test("SIGINT stops a synchronous loop; the state is kept", async () => {
     const out = await ts().interruptAfter("let kept = 41\nconsole.log('looping')\nwhile (true) {}", "looping");
     assert.equal(out.status, "interrupted");

@@ -50,6 +50,7 @@ const BEHAVIOURS: Record<string, string> = {
   test_cell_writes_into_mounted_volume: "a cell writes into volumes=NAME:/path and %volume get returns it",
   test_image_pipeline: "image pipeline: PNGs put, Pillow+numpy over the mount, results fetched, pixels checked",
   test_secrets_end_to_end: "secrets: password prompts, --from-env, list without values, injected, masked (split too), not in the data dir",
+  test_secrets_in_map_output_are_masked: "secrets: what %map workers print is masked too (split across chunks too)",
 };
 
 test("the python driver ran to the end", () => {

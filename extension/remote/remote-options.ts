@@ -26,6 +26,8 @@ export const REMOTE_OPTIONS: readonly OptionSpec[] = [
   { name: "backend", type: { kind: "enum", values: ["docker", "process"] }, help: "docker or process; default: the agent's" },
   { name: "volumes", type: { kind: "list" }, help: "volumes to mount: name:/mount[:ro], comma-separated" },
   { name: "secrets", type: { kind: "list" }, help: "secret names, comma-separated, injected as environment variables" },
+  { name: "apt", type: { kind: "list" }, help: "Debian packages installed into a derived image (docker backend), comma-separated" },
+  { name: "pip", type: { kind: "list" }, help: "pip packages installed into a derived image (docker backend), comma-separated" },
 ];
 
 export const REMOTE_FLAGS: readonly FlagSpec[] = [
@@ -115,6 +117,10 @@ export function planRemoteRun(
   if (volumes?.length) resources.volumes = volumes.map(parseVolume);
   const secrets = list("secrets");
   if (secrets?.length) resources.secrets = secrets;
+  for (const key of ["apt", "pip"] as const) {
+    const packages = list(key);
+    if (packages?.length) resources[key] = packages;
+  }
 
   return {
     agent: str("agent"),

@@ -141,7 +141,7 @@ export class Agent {
   }
 }
 
-function loadAgentId(dataDir: string): string {
+export function loadAgentId(dataDir: string): string {
   const file = path.join(dataDir, "agent-id");
   try {
     const id = fs.readFileSync(file, "utf8").trim();

@@ -159,7 +159,9 @@ export class Job {
     const { capChars, flow } = options;
     // A capped follower counts stream text from seq 1, so it replays from there and skips.
     const deliver = capChars === undefined ? follower : capStreams(capChars, fromSeq, follower);
-    for (const event of this.journal.read(this.id, capChars === undefined ? fromSeq : 0)) deliver(event);
+    const replayFrom = capChars === undefined ? fromSeq : 0;
+    // Nothing to replay (a job followed as it is created, the `run` path): no journal read.
+    if (this.lastSeq > replayFrom) for (const event of this.journal.read(this.id, replayFrom)) deliver(event);
     if (this.done) return () => undefined;
     this.followers.add(deliver);
     if (flow) this.flows.add(flow);

@@ -30,6 +30,8 @@ export interface SessionOptions {
   resources: Resources;
   /** Torn down after its one job. */
   fresh: boolean;
+  /** The user the session belongs to (./ownership.ts), for the backend's labels. */
+  owner?: string;
   backend: Backend;
   gpus: GpuAllocator;
   log: Log;
@@ -245,6 +247,8 @@ export class Session {
     } else if (outcome.kind === "runner") {
       if (outcome.status === "ok") this.replay.record({ code: job.request.code, inputs: job.request.inputs });
       job.finish(outcome.status);
+    } else if (outcome.exit.error) {
+      job.finish("error", outcome.exit.error);
     } else {
       job.finish("error", {
         ename: "RuntimeExitedError",
@@ -263,7 +267,9 @@ export class Session {
         job.waitAbort.signal,
       );
     }
-    this.starting ??= this.options.backend.startSession(this.runtimeSpec(this.name, this.gpus));
+    // Slow steps of a start (an image pull) are shown in the cell as status lines.
+    const onStatus = (text: string) => job.emit({ kind: "status", text });
+    this.starting ??= this.options.backend.startSession({ ...this.runtimeSpec(this.name, this.gpus), onStatus });
     try {
       const runtime = await this.starting;
       this.attachRuntime(runtime);
@@ -281,6 +287,7 @@ export class Session {
       resources: this.resources,
       gpus,
       agentHasGpus: this.options.gpus.devices.length > 0,
+      owner: this.options.owner,
       ...this.secretsAndMounts(name === this.name),
     };
   }

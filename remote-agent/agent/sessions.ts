@@ -106,6 +106,7 @@ export class SessionManager {
       lang: ref.lang,
       resources: ref.resources,
       fresh,
+      owner,
       backend: this.options.backend,
       gpus: this.options.gpus,
       log: this.options.log,
@@ -138,6 +139,9 @@ export class SessionManager {
     const backend = this.options.backend.name;
     if (ref.resources.backend && ref.resources.backend !== backend) {
       throw usageError(`backend=${ref.resources.backend} is not available on this agent; it has: ${backend}`);
+    }
+    if ((ref.resources.apt?.length || ref.resources.pip?.length) && backend !== "docker") {
+      throw usageError(`apt= and pip= build a container image: they need the docker backend; this agent has: ${backend}`);
     }
     if (ref.resources.gpu !== undefined) {
       let spec;

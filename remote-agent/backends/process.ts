@@ -177,7 +177,7 @@ function gpuEnvironment(spec: SessionSpec): Record<string, string> {
 }
 
 /** Newline-delimited JSON from the runtime; lines that are not JSON objects are logged and skipped. */
-async function* runnerMessages(socket: net.Socket, log: (line: string) => void): AsyncGenerator<FromRunner> {
+export async function* runnerMessages(socket: net.Socket, log: (line: string) => void): AsyncGenerator<FromRunner> {
   const lines = readline.createInterface({ input: socket, crlfDelay: Infinity });
   for await (const line of lines) {
     if (line.trim() === "") continue;

@@ -24,11 +24,17 @@ export interface SessionSpec {
   env?: Record<string, string>;
   /** Volumes the runtime must see at `target` (resources.volumes, resolved by the agent). */
   mounts?: VolumeMount[];
+  /** The user the session belongs to (the Docker backend labels its container with it). */
+  owner?: string;
+  /** Progress of a slow start (an image pull), for the cell that waits: "pulling X: 2/5 layers". */
+  onStatus?: (text: string) => void;
 }
 
 export interface RuntimeExit {
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** Why, when the backend knows better than the status (the Docker backend's OOM kill). */
+  error?: { ename: string; evalue: string };
 }
 
 /** "exit status 1" / "killed by SIGKILL", for messages. */

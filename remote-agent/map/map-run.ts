@@ -22,6 +22,7 @@ import { describeExit } from "../backends/types";
 import type { Job } from "../agent/job";
 import type { Log } from "../agent/log";
 import { usageError } from "../agent/errors";
+import type { SecretMasker } from "../secrets/masker";
 import { formatDuration } from "../agent/session";
 import { MAP_MAX_ITEM_BYTES, type MapItemError, type Request } from "../protocol/messages";
 import { BatchSizer } from "./batch-sizer";
@@ -114,6 +115,8 @@ export class MapRun {
   private readonly live = new Set<MapWorker>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly replaced = new Set<MapWorker>();
+  /** Per worker: its output passes through a masker of the session's secrets (a worker has their environment). */
+  private readonly maskers = new Map<MapWorker, SecretMasker>();
   private replacements = 0;
   private batchNo = 0;
   private finishedResolve!: () => void;
@@ -216,7 +219,11 @@ export class MapRun {
   /** Keeps up to one (slow inputs) or two (quick inputs) batches on `worker` until the map is over. */
   private async drive(worker: MapWorker): Promise<void> {
     this.live.add(worker);
-    worker.output = (name, text) => this.job.stream(name, text);
+    // One masker per worker: a value split across two chunks of one worker's stream is still masked,
+    // and workers' interleaved output never joins into (or breaks up) a value.
+    const masker = this.pool.session.newSecretMasker();
+    this.maskers.set(worker, masker);
+    worker.output = (name, text) => this.stream(name, masker.push(name, text));
     const sizer = new BatchSizer(this.request.batch);
     const outstanding = new Set<Promise<void>>();
     try {
@@ -238,7 +245,20 @@ export class MapRun {
     } finally {
       this.live.delete(worker);
       worker.output = undefined;
+      this.flushOutput(worker);
     }
+  }
+
+  /** Releases what a worker's masker held back (the end of its output cannot start a value any more). */
+  private flushOutput(worker: MapWorker): void {
+    const masker = this.maskers.get(worker);
+    if (!masker) return;
+    this.maskers.delete(worker);
+    for (const name of ["stdout", "stderr"] as const) this.stream(name, masker.flush(name));
+  }
+
+  private stream(name: "stdout" | "stderr", text: string): void {
+    if (text !== "") this.job.stream(name, text);
   }
 
   /**
@@ -472,6 +492,7 @@ export class MapRun {
     this.over = true;
     clearTimeout(this.retryTimer);
     this.flush();
+    for (const worker of [...this.maskers.keys()]) this.flushOutput(worker);
     this.job.finish(status, error);
     for (const wake of this.spaceWaiters.splice(0)) wake();
     this.change.notify();

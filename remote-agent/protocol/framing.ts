@@ -202,10 +202,12 @@ export class FrameDecoder {
         this.needed = frameLength;
         break;
       }
-      // A view when the frame is the whole buffer (the usual case for a large payload), else a
-      // copy, so a small payload never keeps a large buffer alive.
+      // A view when the payload is most of the buffer (a large payload: the buffer is the frame
+      // plus, often, the start of the next one), else a copy, so a small payload never keeps a
+      // large buffer alive. Copying a 1 MiB payload again would double the allocations and the
+      // garbage of a transfer.
       const payloadView = this.buffer.subarray(PREFIX_BYTES + headerLength, frameLength);
-      const payload = payloadLength === 0 ? undefined : frameLength === this.buffer.length ? payloadView : Buffer.from(payloadView);
+      const payload = payloadLength === 0 ? undefined : 2 * payloadLength >= this.buffer.length ? payloadView : Buffer.from(payloadView);
       this.buffer = this.buffer.subarray(frameLength);
       out.push(
         header.ok

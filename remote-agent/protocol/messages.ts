@@ -33,6 +33,9 @@ export const Resources = z.object({
   backend: z.enum(["docker", "process", "slurm"]).optional(),
   volumes: z.array(z.object({ name: z.string(), mountPath: z.string(), readOnly: z.boolean() })).optional(),
   secrets: z.array(z.string()).optional(),
+  /** Docker backend: packages installed into a derived image (built once, cached by content). */
+  apt: z.array(z.string()).optional(),
+  pip: z.array(z.string()).optional(),
 });
 export type Resources = z.infer<typeof Resources>;
 

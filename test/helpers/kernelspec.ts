@@ -26,6 +26,8 @@ export function makePrefix(label: string): KernelspecPrefix {
     prefix,
     jupyterPath,
     env: {
+      // The embedded agent's backend: process unless a test asks (with dockerd up, auto = docker).
+      FARLAB_AGENT_BACKEND: "process",
       ...process.env,
       JUPYTER_PATH: jupyterPath,
       JUPYTER_RUNTIME_DIR: runtimeDir,

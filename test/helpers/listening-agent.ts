@@ -26,6 +26,7 @@ export class ListeningAgent {
     const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "farlab-zmq-agent-"));
     const serverKey = agentCommand(dataDir, ["keys"]).trim();
     const child = spawn(process.execPath, [AGENT_CLI, "serve", "--listen", "tcp://127.0.0.1:0", "--data-dir", dataDir, ...(options.args ?? [])], {
+      env: { FARLAB_AGENT_BACKEND: "process", ...process.env }, // with dockerd up, auto = docker
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stderr = "";

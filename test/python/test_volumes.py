@@ -248,6 +248,29 @@ class TestSecrets(Base):
         self.assertNotIn("fromenv", self.result_text(self.ok("%secret list")))
         self.fails("%secret set x --from-env NOT_IN_THE_ENVIRONMENT_XYZ", "MagicUsageError", r"NOT_IN_THE_ENVIRONMENT_XYZ")
 
+    def test_secrets_in_map_output_are_masked(self):
+        # %map workers get the session's secret environment; what they print is masked like a cell's.
+        self.ok("%secret set mapsec --from-env FARLAB_TEST_FROM_ENV_VALUE")
+        self.ok(
+            "%%remote lang=python secrets=mapsec session=msec\n"
+            "import os, sys, time\n"
+            "def reveal(x):\n"
+            "    value = os.environ['FARLAB_TEST_FROM_ENV_VALUE']\n"
+            "    print('value', x, value)\n"
+            # Split across output chunks: half, flush, a pause longer than the agent's coalescing, rest.
+            "    sys.stdout.write('split ' + value[:6]); sys.stdout.flush(); time.sleep(0.3)\n"
+            "    sys.stdout.write(value[6:] + ' end\\n'); sys.stdout.flush()\n"
+            "    return len(value)"
+        )
+        outputs = self.ok("%map reveal [1, 2] session=msec workers=1")
+        self.assertNotIn(FROM_ENV_VALUE, all_text(outputs))
+        stdout = stream_text(outputs)
+        for x in (1, 2):
+            self.assertRegex(stdout, r"(?m)^\[worker \d+\] value %d \*\*\*\*$" % x)
+        self.assertEqual(stdout.count("split **** end"), 2, stdout)
+        # The value really reached the worker: the results are its length.
+        self.assertIn(str(len(FROM_ENV_VALUE)), self.result_text(outputs))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -21,9 +21,9 @@ export class CellSyntaxError extends Error {
 
 export interface CompiledCell {
   /** JavaScript for vm.Script; evaluates to a Promise<{ value } | undefined>. */
-  script: string;
+  readonly script: string;
   /** Names the cell declares at top level: they must exist on globalThis before it runs. */
-  declaredNames: string[];
+  readonly declaredNames: readonly string[];
   /** Map a (1-based) line/column of the script to the cell's (1-based) line/column. */
   originalPosition(line: number, column: number): { line: number; column: number } | undefined;
 }
@@ -67,8 +67,7 @@ function diagnosticText(diagnostic: ts.Diagnostic): string {
 }
 
 /** Whether the cell as written ends with an expression (`export const x = 1` emits `exports.x = 1`). */
-function endsWithExpression(source: string): boolean {
-  const file = ts.createSourceFile("cell.ts", source, ts.ScriptTarget.ES2022, false, ts.ScriptKind.TS);
+function endsWithExpression(file: ts.SourceFile): boolean {
   const last = file.statements[file.statements.length - 1];
   return last !== undefined && ts.isExpressionStatement(last);
 }
@@ -159,12 +158,50 @@ function lineStarts(text: string): number[] {
   return starts;
 }
 
+/**
+ * Compiled cells by source text, most recently used last. Running a cell again is the common case
+ * in a notebook, and the compiler is most of a small cell's time in the runner (~1-3 ms: a
+ * transpileModule builds a program and a type checker each time); compiling is a pure function of
+ * the source, so a cached cell is the same cell. Failures are not kept (they are rare and cheap
+ * to see again), nor large sources.
+ */
+const cache = new Map<string, CompiledCell>();
+const CACHE_ENTRIES = 64;
+const CACHE_MAX_SOURCE_CHARS = 64 * 1024;
+
 export function compileCell(source: string): CompiledCell {
-  const output = ts.transpileModule(source, { compilerOptions: COMPILER_OPTIONS, reportDiagnostics: true, fileName: "cell.ts" });
+  const cached = cache.get(source);
+  if (cached) {
+    cache.delete(source);
+    cache.set(source, cached);
+    return cached;
+  }
+  const cell = compile(source);
+  if (source.length <= CACHE_MAX_SOURCE_CHARS) {
+    cache.set(source, cell);
+    if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
+  }
+  return cell;
+}
+
+function compile(source: string): CompiledCell {
+  // The cell as parsed by the transpiler, seen by a transformer that changes nothing (a second
+  // parse of the source would cost as much).
+  let showLast = false;
+  const lookAtSource: ts.TransformerFactory<ts.SourceFile> = () => (file) => {
+    showLast = endsWithExpression(file);
+    return file;
+  };
+  const output = ts.transpileModule(source, {
+    compilerOptions: COMPILER_OPTIONS,
+    reportDiagnostics: true,
+    fileName: "cell.ts",
+    transformers: { before: [lookAtSource] },
+  });
   const errors = (output.diagnostics ?? []).filter((d) => d.category === ts.DiagnosticCategory.Error);
   if (errors.length > 0) throw new CellSyntaxError(errors.map(diagnosticText).join("\n"));
   const js = output.outputText.replace(/\n\/\/# sourceMappingURL=.*\s*$/, "\n");
-  const { edits, declaredNames } = rewrite(js, endsWithExpression(source));
+  const { edits, declaredNames } = rewrite(js, showLast);
   const body = applyEdits(js, edits);
   const prefix = `(async (exports, require, module) => {`;
   const script = prefix + body + `\n})(globalThis, globalThis.${CELL_SCOPE}.require, globalThis.${CELL_SCOPE}.module)`;

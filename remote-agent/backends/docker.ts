@@ -1,0 +1,532 @@
+/**
+ * The Docker backend (through dockerode): each session is a long-lived container of the image the
+ * user names (`image=`, else the agent's default image),
+ * - running any image: the agent's own node binary and runtimes folder are bind-mounted read-only
+ *   (/farlab/bin/node, /farlab/runtimes), so TypeScript cells need no node in the image and
+ *   Python cells only a python3;
+ * - talking the runner protocol over a Unix socket in a folder of the agent's that is
+ *   bind-mounted at /farlab/channel (same kernel: a bind-mounted socket connects across);
+ * - with `Init: true`: docker-init (tini) is PID 1 and forwards signals to the runtime, so
+ *   `docker kill --signal SIGINT` interrupts a cell (KeyboardInterrupt / Interrupted, state kept)
+ *   and SIGTERM/SIGKILL end it, as with the process backend;
+ * - limited: cpu= as NanoCpus, memory= as Memory with MemorySwap equal (no swap), a pids limit,
+ *   a shm size; a container the kernel killed for memory ends the cell with OutOfMemoryError;
+ * - with its allocated GPUs as a DeviceRequest (driver nvidia, the devices' UUIDs, [["gpu"]]);
+ * - labelled with the agent's data dir and id, the session, its owner and the spec id; containers of an earlier
+ *   agent on the same data dir are removed when the backend starts (see removeLeftovers).
+ * Its stdout/stderr (attach, demultiplexed) are the runtime's fd 1/2, like the process backend's
+ * pipes. The container is removed once it has exited (after its exit state has been read).
+ */
+import Docker from "dockerode";
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { PassThrough, type Duplex } from "node:stream";
+import type { ToRunner } from "../protocol/runner";
+import { runnerMessages } from "./process";
+import { RUNTIMES_DIR, runtimeCommand } from "../runtimes";
+import {
+  RuntimeStartError,
+  describeExit,
+  type Backend,
+  type OutputListener,
+  type RuntimeExit,
+  type RuntimeHandle,
+  type SessionSpec,
+} from "./types";
+
+/** Images built for apt=/pip=, tagged by content. */
+export const DERIVED_REPOSITORY = "farlab-derived";
+const LABEL_DERIVED = "farlab.derived";
+const BUILD_LOG_TAIL = 20;
+/** Package names and pip requirement specs: no spaces, quotes or shell syntax. */
+const PACKAGE = /^[A-Za-z0-9][A-Za-z0-9._+:=<>~!@\/\[\],-]*$/;
+
+export class ImageBuildError extends RuntimeStartError {
+  override name = "ImageBuildError";
+}
+
+/**
+ * The Dockerfile of a derived image. Names are checked (PACKAGE) and single-quoted, so nothing
+ * in them reaches the shell as syntax. pip falls back to --break-system-packages for images whose
+ * python is "externally managed" (Debian 12).
+ */
+export function derivedDockerfile(base: string, apt: string[], pip: string[]): string {
+  for (const name of [...apt, ...pip]) {
+    if (!PACKAGE.test(name)) throw new ImageBuildError(`${JSON.stringify(name)} is not a package name or requirement (letters, digits and . _ + - : = < > ~ ! [ ] only)`);
+  }
+  const quoted = (names: string[]) => names.map((n) => `'${n}'`).join(" ");
+  const lines = [`FROM ${base}`];
+  if (apt.length > 0) {
+    lines.push(
+      `RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${quoted(apt)} && rm -rf /var/lib/apt/lists/*`,
+    );
+  }
+  if (pip.length > 0) {
+    lines.push(
+      `RUN python3 -m pip install --no-cache-dir ${quoted(pip)} || python3 -m pip install --no-cache-dir --break-system-packages ${quoted(pip)}`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+export const DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock";
+/** The image of sessions that name none (`--docker-image`); it needs python3 for Python cells. */
+export const DEFAULT_IMAGE = "python:3.12-slim";
+/** Where the agent's pieces appear inside every container. */
+const CONTAINER_NODE = "/farlab/bin/node";
+const CONTAINER_RUNTIMES = "/farlab/runtimes";
+const CONTAINER_CHANNEL_DIR = "/farlab/channel";
+const CONTAINER_WORK_DIR = "/farlab/work";
+const CHANNEL_NAME = "channel.sock";
+const MAX_SOCKET_PATH = 100;
+const PIDS_LIMIT = 4096;
+const SHM_SIZE_BYTES = 1024 * 1024 * 1024;
+const OUTPUT_TAIL_BYTES = 4000;
+
+/** Labels; `farlab.data-dir` identifies the agent (one agent per data dir). */
+export const LABEL_DATA_DIR = "farlab.data-dir";
+export const LABEL_SESSION = "farlab.session";
+export const LABEL_SPEC_ID = "farlab.session-id";
+export const LABEL_AGENT_ID = "farlab.agent-id";
+export const LABEL_OWNER = "farlab.owner";
+
+export interface DockerBackendOptions {
+  dataDir: string;
+  /** The agent's id (`hello`), a label of every container. */
+  agentId?: string;
+  socketPath?: string;
+  /** Image of sessions without image=. */
+  defaultImage?: string;
+  startTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+/** Whether a Docker engine answers on `socketPath` (the agent's default backend is then docker). */
+export async function dockerAnswers(socketPath = DEFAULT_DOCKER_SOCKET, timeoutMs = 3000): Promise<boolean> {
+  if (!fs.existsSync(socketPath)) return false;
+  try {
+    await new Docker({ socketPath, timeout: timeoutMs }).ping();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class DockerBackend implements Backend {
+  readonly name = "docker";
+  readonly docker: Docker;
+  private readonly dataDir: string;
+  private readonly agentId?: string;
+  private readonly defaultImage: string;
+  private readonly startTimeoutMs: number;
+  private readonly log: (line: string) => void;
+
+  constructor(options: DockerBackendOptions) {
+    this.docker = new Docker({ socketPath: options.socketPath ?? DEFAULT_DOCKER_SOCKET });
+    this.dataDir = options.dataDir;
+    this.agentId = options.agentId;
+    this.defaultImage = options.defaultImage ?? DEFAULT_IMAGE;
+    this.startTimeoutMs = options.startTimeoutMs ?? 60_000;
+    this.log = options.log ?? (() => undefined);
+  }
+
+  /**
+   * Removes the containers an earlier agent on this data dir left (it was killed, or the host
+   * rebooted): their runtimes' channels died with that agent, so their state cannot be reached.
+   * (Adopting them, with running jobs going on, is not done yet.)
+   */
+  async removeLeftovers(): Promise<number> {
+    const leftovers = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_DATA_DIR}=${this.dataDir}`] } });
+    await Promise.all(
+      leftovers.map(async (info) => {
+        this.log(`removing container ${info.Id.slice(0, 12)} of session ${info.Labels[LABEL_SESSION] ?? "?"} left by an earlier agent`);
+        await this.docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
+      }),
+    );
+    return leftovers.length;
+  }
+
+  /** The create options of a session's container (exported for the tests' create-and-inspect). */
+  containerOptions(spec: SessionSpec, channelDir: string): Docker.ContainerCreateOptions {
+    const runtime = runtimeCommand(spec.lang, { runtimesDir: CONTAINER_RUNTIMES, node: CONTAINER_NODE, python: "python3" });
+    const env: Record<string, string> = {
+      ...runtime.env,
+      FARLAB_CHANNEL: path.posix.join(CONTAINER_CHANNEL_DIR, CHANNEL_NAME),
+      FARLAB_SESSION: spec.name,
+      ...spec.env,
+    };
+    const binds = [
+      `${process.execPath}:${CONTAINER_NODE}:ro`,
+      `${RUNTIMES_DIR}:${CONTAINER_RUNTIMES}:ro`,
+      `${channelDir}:${CONTAINER_CHANNEL_DIR}`,
+      ...(spec.mounts ?? []).map((m) => `${m.source}:${m.target}${m.readOnly ? ":ro" : ""}`),
+    ];
+    const memory = spec.resources.memoryMiB ? Math.round(spec.resources.memoryMiB * 1024 * 1024) : undefined;
+    return {
+      Image: spec.resources.image ?? this.defaultImage,
+      Cmd: [runtime.command, ...runtime.args],
+      Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      WorkingDir: CONTAINER_WORK_DIR,
+      Labels: {
+        [LABEL_DATA_DIR]: this.dataDir,
+        [LABEL_SESSION]: spec.name,
+        [LABEL_SPEC_ID]: spec.id,
+        ...(this.agentId ? { [LABEL_AGENT_ID]: this.agentId } : {}),
+        ...(spec.owner ? { [LABEL_OWNER]: spec.owner } : {}),
+      },
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+      HostConfig: {
+        Init: true, // docker-init forwards SIGINT/SIGTERM to the runtime (a PID 1 would ignore them)
+        Binds: binds,
+        NanoCpus: spec.resources.cpu ? Math.round(spec.resources.cpu * 1e9) : undefined,
+        Memory: memory,
+        MemorySwap: memory, // equal: no swap on top of the limit
+        PidsLimit: PIDS_LIMIT,
+        ShmSize: SHM_SIZE_BYTES,
+        DeviceRequests:
+          spec.gpus.length > 0
+            ? [{ Driver: "nvidia", DeviceIDs: spec.gpus.map((gpu) => gpu.uuid || String(gpu.index)), Capabilities: [["gpu"]] }]
+            : undefined,
+      },
+    };
+  }
+
+  /**
+   * Pulls `image` unless it is here, reporting progress (layers done, bytes) at most once a
+   * second and at the end; a pull that cannot succeed is a RuntimeStartError saying why.
+   */
+  async ensureImage(image: string, onProgress: (text: string) => void = () => undefined): Promise<void> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode !== 404) throw new RuntimeStartError(`docker: cannot inspect image ${image}: ${dockerMessage(e)}`);
+    }
+    const failed = (e: unknown) =>
+      new RuntimeStartError(
+        `image ${image} not found locally, and pulling it failed (image not found, or registry unreachable): ${dockerMessage(e)}`,
+      );
+    onProgress(`pulling image ${image}`);
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.pull(image);
+    } catch (e) {
+      throw failed(e);
+    }
+    const progress = new PullProgress(image);
+    let lastReport = 0;
+    let failure: string | undefined; // the engine reports a failed pull as an event, not an HTTP error
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (error: unknown) => (error || failure ? reject(failed(error ?? new Error(failure))) : resolve()),
+        (event: PullEvent) => {
+          if (event.error) failure = event.error;
+          progress.add(event);
+          if (Date.now() - lastReport >= 1000) {
+            lastReport = Date.now();
+            onProgress(progress.describe());
+          }
+        },
+      );
+    });
+    onProgress(`${progress.describe()}; done`);
+  }
+
+  /**
+   * The image of a session: `image=` (or the default), pulled if missing; with apt= or pip=, an
+   * image derived from it by a generated Dockerfile, built once and then found by its tag, which
+   * is a hash of the base image's id and the Dockerfile (the cache key: same packages, same image).
+   */
+  async sessionImage(spec: SessionSpec): Promise<string> {
+    const base = spec.resources.image ?? this.defaultImage;
+    const report = (text: string) => {
+      this.log(`session ${spec.name}: ${text}`);
+      spec.onStatus?.(text);
+    };
+    await this.ensureImage(base, report);
+    const apt = spec.resources.apt ?? [];
+    const pip = spec.resources.pip ?? [];
+    if (apt.length === 0 && pip.length === 0) return base;
+    const baseId = (await this.docker.getImage(base).inspect()).Id;
+    const dockerfile = derivedDockerfile(base, apt, pip);
+    const tag = `${DERIVED_REPOSITORY}:${createHash("sha256").update(`${baseId}\n${dockerfile}`).digest("hex").slice(0, 20)}`;
+    const exists = await this.docker.getImage(tag).inspect().then(() => true, () => false);
+    if (exists) return tag;
+    await this.buildImage(tag, dockerfile, `${[apt.length ? `apt=${apt.join(",")}` : "", pip.length ? `pip=${pip.join(",")}` : ""].filter(Boolean).join(" ")} on ${base}`, report);
+    return tag;
+  }
+
+  /** Builds `dockerfile` as `tag`, its log lines reported as it goes (steps always, the rest at most 2/s). */
+  private async buildImage(tag: string, dockerfile: string, what: string, report: (text: string) => void): Promise<void> {
+    const context = fs.mkdtempSync(path.join(os.tmpdir(), "farlab-build-"));
+    const log: string[] = [];
+    let lastReport = 0;
+    try {
+      fs.writeFileSync(path.join(context, "Dockerfile"), dockerfile);
+      report(`building image for ${what}`);
+      const stream = await this.docker.buildImage({ context, src: ["Dockerfile"] }, { t: tag, labels: { [LABEL_DERIVED]: what } });
+      const error = await new Promise<string | undefined>((resolve) => {
+        let failure: string | undefined;
+        this.docker.modem.followProgress(
+          stream,
+          (e: unknown) => resolve(e ? dockerMessage(e) : failure),
+          (event: { stream?: string; error?: string }) => {
+            if (event.error) failure = event.error.trim();
+            for (const line of (event.stream ?? "").split("\n").map((l) => l.trimEnd()).filter(Boolean)) {
+              log.push(line);
+              if (log.length > BUILD_LOG_TAIL) log.shift();
+              if (line.startsWith("Step ") || Date.now() - lastReport >= 500) {
+                lastReport = Date.now();
+                report(`build: ${line.slice(0, 300)}`);
+              }
+            }
+          },
+        );
+      });
+      if (error) throw new ImageBuildError(`building the image for ${what} failed: ${error}\n${log.join("\n")}`);
+      report(`built image ${tag} for ${what}`);
+    } catch (e) {
+      if (e instanceof ImageBuildError) throw e;
+      throw new ImageBuildError(`building the image for ${what} failed: ${dockerMessage(e)}`);
+    } finally {
+      fs.rmSync(context, { recursive: true, force: true });
+    }
+  }
+
+  async startSession(spec: SessionSpec): Promise<RuntimeHandle> {
+    const image = await this.sessionImage(spec);
+
+    const sessionDir = path.join(this.dataDir, "sessions", spec.id);
+    const channelDir = channelFolder(sessionDir, spec.id);
+    fs.mkdirSync(channelDir, { recursive: true });
+    const socketPath = path.join(channelDir, CHANNEL_NAME);
+    fs.rmSync(socketPath, { force: true });
+    const cleanUp = () => {
+      fs.rmSync(sessionDir, { recursive: true, force: true });
+      fs.rmSync(channelDir, { recursive: true, force: true });
+    };
+
+    const server = net.createServer();
+    server.listen(socketPath);
+    await once(server, "listening");
+    const connection = once(server, "connection") as Promise<[net.Socket]>;
+
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(this.containerOptions(spec, channelDir));
+    } catch (e) {
+      server.close();
+      cleanUp();
+      throw new RuntimeStartError(`the ${spec.lang} runtime did not start: docker could not create its container: ${dockerMessage(e)}`);
+    }
+    const short = container.id.slice(0, 12);
+    const remove = () => container.remove({ force: true }).catch(() => undefined);
+
+    const output = new ContainerOutput();
+    let outputTail = "";
+    output.listen((_name, chunk) => {
+      outputTail = (outputTail + chunk.toString("utf8")).slice(-OUTPUT_TAIL_BYTES);
+    }, true);
+    try {
+      const attached = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Duplex;
+      output.attach(attached, this.docker);
+      await container.start();
+    } catch (e) {
+      server.close();
+      await remove();
+      cleanUp();
+      throw new RuntimeStartError(`the ${spec.lang} runtime did not start in container ${short} (${image}): ${dockerMessage(e)}`);
+    }
+
+    const exited: Promise<RuntimeExit> = container
+      .wait()
+      .then(async (result: { StatusCode?: number }) => {
+        const state = await container.inspect().then((info) => info.State).catch(() => undefined);
+        return containerExit(result.StatusCode ?? state?.ExitCode ?? null, Boolean(state?.OOMKilled), spec);
+      })
+      .catch((e: unknown) => {
+        this.log(`session ${spec.name}: waiting for container ${short} failed: ${dockerMessage(e)}`);
+        return { code: null, signal: null };
+      })
+      .finally(async () => {
+        server.close();
+        await remove();
+        cleanUp();
+      });
+
+    const signal = (name: NodeJS.Signals) => {
+      container.kill({ signal: name }).catch(() => undefined); // 409: not running any more
+    };
+    const fail = async (why: string): Promise<never> => {
+      signal("SIGKILL");
+      await exited;
+      const tail = outputTail.trim();
+      throw new RuntimeStartError(`the ${spec.lang} runtime did not start in container ${short} (${image}): ${why}${tail ? `\n${tail}` : ""}`);
+    };
+
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), this.startTimeoutMs)));
+    try {
+      const first = await Promise.race([
+        connection.then(([socket]) => ({ kind: "connected" as const, socket })),
+        exited.then((exit) => ({ kind: "exited" as const, exit })),
+        timeout.then(() => ({ kind: "timeout" as const })),
+      ]);
+      if (first.kind === "timeout") return await fail(`it did not connect to its channel within ${this.startTimeoutMs} ms`);
+      if (first.kind === "exited") return await fail(`it exited (${describeExit(first.exit)}) before connecting`);
+      const socket = first.socket;
+      server.close();
+      const messages = runnerMessages(socket, this.log);
+      const ready = await Promise.race([
+        messages.next().then((next) => ({ kind: "message" as const, message: next.done ? undefined : next.value })),
+        exited.then((exit) => ({ kind: "exited" as const, exit })),
+        timeout.then(() => ({ kind: "timeout" as const })),
+      ]);
+      if (ready.kind === "timeout") return await fail(`it did not say ready within ${this.startTimeoutMs} ms`);
+      if (ready.kind === "exited") return await fail(`it exited (${describeExit(ready.exit)}) before saying ready`);
+      if (ready.message?.type !== "ready") return await fail("its channel closed or it sent something other than `ready` first");
+      this.log(`session ${spec.name}: ${spec.lang} runtime ready in container ${short} (${image})`);
+      return {
+        where: `container ${short} (${image}) on ${os.hostname()}`,
+        pid: undefined,
+        onOutput: (listener) => output.listen(listener),
+        // Output comes through the engine's attach stream: nothing to read synchronously (the
+        // session waits for it to go quiet instead).
+        drainOutput: () => false,
+        pauseOutput: () => output.pause(),
+        resumeOutput: () => output.resume(),
+        messages,
+        exited,
+        send: (message: ToRunner) => {
+          if (!socket.destroyed) socket.write(JSON.stringify(message) + "\n");
+        },
+        interrupt: () => signal("SIGINT"),
+        terminate: () => signal("SIGTERM"),
+        kill: () => signal("SIGKILL"),
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** The channel's folder: in the session's folder, or in /tmp when that path is too long for a socket. */
+function channelFolder(sessionDir: string, id: string): string {
+  const inSession = path.join(sessionDir, "channel");
+  return Buffer.byteLength(path.join(inSession, CHANNEL_NAME)) <= MAX_SOCKET_PATH ? inSession : path.join(os.tmpdir(), `farlab-${id}`);
+}
+
+/**
+ * A container's exit as a RuntimeExit: tini exits 128+N when the runtime died of signal N; a
+ * kill by the kernel's OOM killer carries an error that names the limit.
+ */
+function containerExit(code: number | null, oomKilled: boolean, spec: SessionSpec): RuntimeExit {
+  const signalName =
+    code !== null && code > 128 ? (Object.entries(os.constants.signals).find(([, n]) => n === code - 128)?.[0] as NodeJS.Signals | undefined) : undefined;
+  const exit: RuntimeExit = signalName ? { code: null, signal: signalName } : { code, signal: null };
+  if (oomKilled) {
+    const limit = spec.resources.memoryMiB ? `memory=${spec.resources.memoryMiB}MiB` : "the host's memory";
+    exit.error = {
+      ename: "OutOfMemoryError",
+      evalue: `the ${spec.lang} runtime ran out of memory (${limit}) and was killed; the next cell starts a new runtime, the session's state is lost`,
+    };
+  }
+  return exit;
+}
+
+export interface PullEvent {
+  error?: string;
+  id?: string;
+  status?: string;
+  progressDetail?: { current?: number; total?: number };
+}
+
+const LAYER_STATUS = /^(Pulling fs layer|Waiting|Downloading|Verifying Checksum|Download complete|Extracting|Pull complete|Already exists)/;
+
+/** A pull's layers, from the engine's progress events: "pulling X: 2/5 layers, 31.2/80.0 MB". */
+export class PullProgress {
+  private readonly layers = new Map<string, { current: number; total: number; done: boolean }>();
+
+  constructor(private readonly image: string) {}
+
+  add(event: PullEvent): void {
+    if (!event.id || !event.status || !LAYER_STATUS.test(event.status)) return; // "Pulling from", "Digest: ..."
+    const layer = this.layers.get(event.id) ?? { current: 0, total: 0, done: false };
+    if (event.status === "Downloading" && event.progressDetail?.total) {
+      layer.current = event.progressDetail.current ?? 0;
+      layer.total = event.progressDetail.total;
+    }
+    if (/^(Download complete|Pull complete|Already exists)/.test(event.status)) {
+      layer.done = true;
+      layer.current = layer.total;
+    }
+    this.layers.set(event.id, layer);
+  }
+
+  describe(): string {
+    const all = [...this.layers.values()];
+    const done = all.filter((l) => l.done).length;
+    const mb = (n: number) => (n / 1e6).toFixed(1);
+    const current = all.reduce((sum, l) => sum + l.current, 0);
+    const total = all.reduce((sum, l) => sum + l.total, 0);
+    return `pulling image ${this.image}: ${done}/${all.length} layers${total > 0 ? `, ${mb(current)}/${mb(total)} MB` : ""}`;
+  }
+}
+
+function dockerMessage(e: unknown): string {
+  const error = e as { json?: { message?: string }; reason?: string; message?: string };
+  return (error?.json?.message ?? error?.message ?? String(e)).trim();
+}
+
+/**
+ * The container's stdout/stderr from its attach stream, demultiplexed; chunks go to the
+ * listener (held until one is set). pause/resume stop reading the attach stream (back-pressure:
+ * the engine then stops reading the container's pipes and the runtime blocks on write).
+ */
+class ContainerOutput {
+  private listener?: OutputListener;
+  private tap?: OutputListener;
+  private held: Array<[name: "stdout" | "stderr", chunk: Buffer]> = [];
+  private stream?: Duplex;
+
+  attach(stream: Duplex, docker: Docker): void {
+    this.stream = stream;
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    stdout.on("data", (chunk: Buffer) => this.deliver("stdout", chunk));
+    stderr.on("data", (chunk: Buffer) => this.deliver("stderr", chunk));
+    docker.modem.demuxStream(stream, stdout, stderr);
+    stream.on("error", () => undefined);
+  }
+
+  /** `tap`: a second listener that sees everything (the start-up error tail), kept after listen. */
+  listen(listener: OutputListener, tap = false): void {
+    if (tap) {
+      this.tap = listener;
+      return;
+    }
+    this.listener = listener;
+    for (const [name, chunk] of this.held.splice(0)) listener(name, chunk);
+  }
+
+  pause(): void {
+    this.stream?.pause();
+  }
+
+  resume(): void {
+    this.stream?.resume();
+  }
+
+  private deliver(name: "stdout" | "stderr", chunk: Buffer): void {
+    this.tap?.(name, chunk);
+    if (this.listener) this.listener(name, chunk);
+    else this.held.push([name, chunk]);
+  }
+}

@@ -41,7 +41,7 @@ test("apt= builds a derived image once, shows the build in the cell, and reuses 
     assert.equal(agent.stdoutOf(first), "42\n");
     const shown = statuses(built.events);
     assert.ok(shown.includes(`building image for apt=jq on ${TEST_IMAGE}`), shown.join("\n"));
-    assert.ok(shown.some((s) => s.startsWith("build: Step 2/2 : RUN apt-get update")), shown.join("\n"));
+    assert.ok(shown.some((s) => /^build: Step 2\/\d : RUN apt-get update/.test(s)), shown.join("\n"));
 
     // Another session with the same packages: the image is found by its tag, not built again.
     const second = await agent.run("jq --version", { name: "two", ...session });

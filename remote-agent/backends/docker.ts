@@ -12,27 +12,29 @@
  * - limited: cpu= as NanoCpus, memory= as Memory with MemorySwap equal (no swap), a pids limit,
  *   a shm size; a container the kernel killed for memory ends the cell with OutOfMemoryError;
  * - with its allocated GPUs as a DeviceRequest (driver nvidia, the devices' UUIDs, [["gpu"]]);
- * - labelled with the agent's data dir and id, the session, its owner and the spec id; containers of an earlier
- *   agent on the same data dir are removed when the backend starts (see removeLeftovers).
- * Its stdout/stderr (attach, demultiplexed) are the runtime's fd 1/2, like the process backend's
- * pipes. The container is removed once it has exited (after its exit state has been read).
+ * - labelled with the agent's data dir and id, the session, its owner and the spec id;
+ *   containers of an earlier agent on the same data dir are removed when the backend starts
+ *   (removeLeftovers);
+ * - with apt=/pip=: in an image derived by a generated Dockerfile, cached by content (sessionImage).
+ * The runtime's fd 1/2 are FIFOs in the channel folder (`sh -c 'exec ... >fifo'`: the image needs
+ * a /bin/sh), read like the process backend's pipes, with the same synchronous drain. The
+ * container is removed once it has exited (after its exit state has been read). docs/agent.md.
  */
 import Docker from "dockerode";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PassThrough, type Duplex } from "node:stream";
 import type { ToRunner } from "../protocol/runner";
-import { runnerMessages } from "./process";
+import { PipeReader, runnerMessages } from "./process";
 import { RUNTIMES_DIR, runtimeCommand } from "../runtimes";
 import {
   RuntimeStartError,
   describeExit,
   type Backend,
-  type OutputListener,
   type RuntimeExit,
   type RuntimeHandle,
   type SessionSpec,
@@ -82,6 +84,8 @@ const CONTAINER_RUNTIMES = "/farlab/runtimes";
 const CONTAINER_CHANNEL_DIR = "/farlab/channel";
 const CONTAINER_WORK_DIR = "/farlab/work";
 const CHANNEL_NAME = "channel.sock";
+const STDOUT_FIFO = "stdout";
+const STDERR_FIFO = "stderr";
 const MAX_SOCKET_PATH = 100;
 const PIDS_LIMIT = 4096;
 const SHM_SIZE_BYTES = 1024 * 1024 * 1024;
@@ -151,8 +155,11 @@ export class DockerBackend implements Backend {
   }
 
   /** The create options of a session's container (exported for the tests' create-and-inspect). */
-  containerOptions(spec: SessionSpec, channelDir: string): Docker.ContainerCreateOptions {
+  containerOptions(spec: SessionSpec, channelDir: string, image = spec.resources.image ?? this.defaultImage): Docker.ContainerCreateOptions {
     const runtime = runtimeCommand(spec.lang, { runtimesDir: CONTAINER_RUNTIMES, node: CONTAINER_NODE, python: "python3" });
+    // fd 1/2 go to FIFOs in the channel folder that the agent reads (fd-level capture with a
+    // synchronous drain, as in the process backend); `exec` leaves the runtime as docker-init's child.
+    const redirect = `exec "$@" >${CONTAINER_CHANNEL_DIR}/${STDOUT_FIFO} 2>${CONTAINER_CHANNEL_DIR}/${STDERR_FIFO}`;
     const env: Record<string, string> = {
       ...runtime.env,
       FARLAB_CHANNEL: path.posix.join(CONTAINER_CHANNEL_DIR, CHANNEL_NAME),
@@ -167,8 +174,8 @@ export class DockerBackend implements Backend {
     ];
     const memory = spec.resources.memoryMiB ? Math.round(spec.resources.memoryMiB * 1024 * 1024) : undefined;
     return {
-      Image: spec.resources.image ?? this.defaultImage,
-      Cmd: [runtime.command, ...runtime.args],
+      Image: image,
+      Cmd: ["/bin/sh", "-c", redirect, "farlab-runtime", runtime.command, ...runtime.args],
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       WorkingDir: CONTAINER_WORK_DIR,
       Labels: {
@@ -320,7 +327,7 @@ export class DockerBackend implements Backend {
 
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer(this.containerOptions(spec, channelDir));
+      container = await this.docker.createContainer(this.containerOptions(spec, channelDir, image));
     } catch (e) {
       server.close();
       cleanUp();
@@ -329,17 +336,22 @@ export class DockerBackend implements Backend {
     const short = container.id.slice(0, 12);
     const remove = () => container.remove({ force: true }).catch(() => undefined);
 
-    const output = new ContainerOutput();
+    const pipes = openOutputFifos(channelDir);
+    const output = new PipeReader(pipes.stdout, pipes.stderr);
     let outputTail = "";
-    output.listen((_name, chunk) => {
+    pipes.stderr.on("data", (chunk: Buffer) => {
       outputTail = (outputTail + chunk.toString("utf8")).slice(-OUTPUT_TAIL_BYTES);
-    }, true);
+    });
+    const closePipes = () => {
+      output.drain(); // what the runtime wrote last, before the streams go
+      pipes.stdout.destroy();
+      pipes.stderr.destroy();
+    };
     try {
-      const attached = (await container.attach({ stream: true, stdout: true, stderr: true })) as unknown as Duplex;
-      output.attach(attached, this.docker);
       await container.start();
     } catch (e) {
       server.close();
+      closePipes();
       await remove();
       cleanUp();
       throw new RuntimeStartError(`the ${spec.lang} runtime did not start in container ${short} (${image}): ${dockerMessage(e)}`);
@@ -357,6 +369,7 @@ export class DockerBackend implements Backend {
       })
       .finally(async () => {
         server.close();
+        closePipes();
         await remove();
         cleanUp();
       });
@@ -397,9 +410,7 @@ export class DockerBackend implements Backend {
         where: `container ${short} (${image}) on ${os.hostname()}`,
         pid: undefined,
         onOutput: (listener) => output.listen(listener),
-        // Output comes through the engine's attach stream: nothing to read synchronously (the
-        // session waits for it to go quiet instead).
-        drainOutput: () => false,
+        drainOutput: () => output.drain(),
         pauseOutput: () => output.pause(),
         resumeOutput: () => output.resume(),
         messages,
@@ -415,6 +426,22 @@ export class DockerBackend implements Backend {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * The runtime's stdout/stderr FIFOs, opened for reading before the container starts. They are
+ * opened read-write, so the read side never sees end-of-file while no writer is attached (before
+ * the runtime opens them, or between runtimes); the caller destroys them after the exit.
+ */
+function openOutputFifos(channelDir: string): { stdout: net.Socket; stderr: net.Socket } {
+  const open = (name: string) => {
+    const fifo = path.join(channelDir, name);
+    fs.rmSync(fifo, { force: true });
+    execFileSync("mkfifo", ["-m", "0666", fifo]);
+    const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    return new net.Socket({ fd, readable: true, writable: false });
+  };
+  return { stdout: open(STDOUT_FIFO), stderr: open(STDERR_FIFO) };
 }
 
 /** The channel's folder: in the session's folder, or in /tmp when that path is too long for a socket. */
@@ -483,50 +510,4 @@ export class PullProgress {
 function dockerMessage(e: unknown): string {
   const error = e as { json?: { message?: string }; reason?: string; message?: string };
   return (error?.json?.message ?? error?.message ?? String(e)).trim();
-}
-
-/**
- * The container's stdout/stderr from its attach stream, demultiplexed; chunks go to the
- * listener (held until one is set). pause/resume stop reading the attach stream (back-pressure:
- * the engine then stops reading the container's pipes and the runtime blocks on write).
- */
-class ContainerOutput {
-  private listener?: OutputListener;
-  private tap?: OutputListener;
-  private held: Array<[name: "stdout" | "stderr", chunk: Buffer]> = [];
-  private stream?: Duplex;
-
-  attach(stream: Duplex, docker: Docker): void {
-    this.stream = stream;
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    stdout.on("data", (chunk: Buffer) => this.deliver("stdout", chunk));
-    stderr.on("data", (chunk: Buffer) => this.deliver("stderr", chunk));
-    docker.modem.demuxStream(stream, stdout, stderr);
-    stream.on("error", () => undefined);
-  }
-
-  /** `tap`: a second listener that sees everything (the start-up error tail), kept after listen. */
-  listen(listener: OutputListener, tap = false): void {
-    if (tap) {
-      this.tap = listener;
-      return;
-    }
-    this.listener = listener;
-    for (const [name, chunk] of this.held.splice(0)) listener(name, chunk);
-  }
-
-  pause(): void {
-    this.stream?.pause();
-  }
-
-  resume(): void {
-    this.stream?.resume();
-  }
-
-  private deliver(name: "stdout" | "stderr", chunk: Buffer): void {
-    this.tap?.(name, chunk);
-    if (this.listener) this.listener(name, chunk);
-    else this.held.push([name, chunk]);
-  }
 }

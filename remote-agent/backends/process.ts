@@ -200,7 +200,7 @@ export async function* runnerMessages(socket: net.Socket, log: (line: string) =>
  * Reading the pipe's descriptor directly is safe beside libuv: it is non-blocking, and libuv
  * just finds it empty (EAGAIN) afterwards.
  */
-class PipeReader {
+export class PipeReader {
   private listener?: OutputListener;
   private held: Array<[name: "stdout" | "stderr", chunk: Buffer]> = [];
   private readonly buffer = Buffer.alloc(64 * 1024);

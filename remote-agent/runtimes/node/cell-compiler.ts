@@ -11,6 +11,8 @@
  *    value is shown, not awaited);
  * 4. everything is wrapped in an async arrow (top-level await) called at once, with `exports`
  *    bound to globalThis (so `export const x` also persists) and a cell `require`.
+ *
+ * A cell run again reuses its compiled form (the last 64 sources, see compileCell).
  */
 import * as nodeModule from "node:module";
 import ts from "typescript";
@@ -167,7 +169,7 @@ function lineStarts(text: string): number[] {
  */
 const cache = new Map<string, CompiledCell>();
 const CACHE_ENTRIES = 64;
-const CACHE_MAX_SOURCE_CHARS = 64 * 1024;
+const CACHE_MAX_SOURCE_CHARS = 16 * 1024; // so that the cache stays a few MB at most
 
 export function compileCell(source: string): CompiledCell {
   const cached = cache.get(source);

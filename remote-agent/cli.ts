@@ -97,7 +97,7 @@ async function serve(options: ServeOptions): Promise<void> {
   });
   // Finished jobs' journals are kept for a while (for %remote attach), then pruned.
   startJournalRetention(path.join(dataDir, "journal"), { maxAgeMs: options.journalRetention, maxBytes: options.journalMaxSize }, log);
-  log(`farlab-agent ${agent.version} serving ${options.listen ? `ZeroMQ at ${options.listen}` : "stdio"} (pid ${process.pid}, data ${dataDir}, ${gpus.devices.length} GPUs)`);
+  log(`farlab-agent ${agent.version} serving ${options.listen ? `ZeroMQ at ${options.listen}` : "stdio"} (pid ${process.pid}, data ${dataDir}, ${gpus.devices.length} GPUs, ${backend.name} backend)`);
 
   let exiting = false;
   const exit = async (why: string) => {
@@ -136,7 +136,7 @@ async function chooseBackend(options: ServeOptions, dataDir: string, log: Log): 
     process.stderr.write(`farlab-agent serve: backend ${JSON.stringify(choice)} is not one of auto, docker, process\n`);
     process.exit(2);
   }
-  if (choice === "auto") choice = (await loadDocker().dockerAnswers(socketPath)) ? "docker" : "process";
+  if (choice === "auto") choice = (await dockerAnswersHere(socketPath, log)) ? "docker" : "process";
   if (choice === "process") return new ProcessBackend({ dataDir, log });
   const docker = loadDocker();
   if (!(await docker.dockerAnswers(socketPath))) {
@@ -147,6 +147,20 @@ async function chooseBackend(options: ServeOptions, dataDir: string, log: Log): 
   const removed = await backend.removeLeftovers().catch((e: Error) => (log(`could not list earlier containers: ${e.message}`), 0));
   if (removed > 0) log(`removed ${removed} container(s) left by an earlier agent on ${dataDir}`);
   return backend;
+}
+
+/**
+ * Whether auto picks docker. dockerode is loaded only when the socket exists: the agent bundle
+ * carried to machines without Docker has no node_modules (and dockerode needs ssh2 from there).
+ */
+async function dockerAnswersHere(socketPath: string, log: Log): Promise<boolean> {
+  if (!fs.existsSync(socketPath)) return false;
+  try {
+    return await loadDocker().dockerAnswers(socketPath);
+  } catch (e) {
+    log(`Docker socket ${socketPath} exists, but the Docker backend cannot load: ${(e as Error).message}; using the process backend`);
+    return false;
+  }
 }
 
 /** Anything that would print to stdout (console.log in a dependency) goes to the log instead. */

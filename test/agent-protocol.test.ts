@@ -42,6 +42,24 @@ test("decoder: frames split at every byte, and many frames in one chunk", () => 
   }
 });
 
+test("decoder: large frames assembled from pieces of any size, between and around small ones", () => {
+  const big = (seed: number, length: number) => Buffer.from(Array.from({ length }, (_, i) => (i * 31 + seed) & 0xff));
+  const payloads = [big(1, 300_000), Buffer.from([9]), big(2, 65_536), big(3, 1_048_576)];
+  const stream = Buffer.concat(payloads.map((payload, seq) => encodeFrame({ type: "chunk", seq }, payload)));
+  // Piece sizes that split prefixes, headers and payloads everywhere, and join frames.
+  for (const size of [1_000, 32_768, 65_536 + 7, 400_000, stream.length]) {
+    const decoder = new FrameDecoder();
+    const out: Incoming[] = [];
+    for (let at = 0; at < stream.length; at += size) out.push(...decoder.push(stream.subarray(at, at + size)));
+    assert.deepEqual(
+      out.map((d) => (d.kind === "frame" ? d.header : d)),
+      payloads.map((_, seq) => ({ type: "chunk", seq })),
+      `pieces of ${size}`,
+    );
+    out.forEach((d, seq) => assert.ok(d.kind === "frame" && d.payload?.equals(payloads[seq]), `frame ${seq}, pieces of ${size}`));
+  }
+});
+
 test("decoder: bad frames become errors and decoding goes on", () => {
   const decoder = new FrameDecoder(1024, 16);
   const badJson = Buffer.from("{not json");

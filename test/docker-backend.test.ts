@@ -35,6 +35,12 @@ test("backend auto (the agent's default) uses Docker when its socket answers, an
   });
 });
 
+test("backend auto without a Docker socket is the process backend", () =>
+  withAgent({ env: { ...process.env, FARLAB_AGENT_BACKEND: "auto" }, args: ["--docker-socket", "/nonexistent/docker.sock"] }, async (agent) => {
+    const status = await agent.ok<{ backend: string }>({ type: "status" });
+    assert.equal(status.backend, "process");
+  }));
+
 test("Python and TypeScript cells run in the test image, keep state, and the container carries the limits", async () => {
   await requireDocker();
   await withAgent(DOCKER, async (agent) => {

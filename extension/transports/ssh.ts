@@ -116,6 +116,10 @@ function login(target: SshTarget, options: SshConnectOptions, sock?: Duplex): Pr
     };
     client.once("ready", () => {
       settled = true;
+      // No Nagle: the agent protocol is request/reply, and a small frame (a transfer_read request,
+      // an acknowledgement, a window adjust) held back until the peer's delayed ACK stalls the
+      // whole pipeline; downloads ran about 1.5x faster with it off (docs/volumes.md).
+      client.setNoDelay(true);
       resolve(client);
     });
     client.once("close", () => fail(new SshError(`${label(target)} closed the connection before login completed`)));

@@ -29,12 +29,22 @@ export function embeddedDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(dataHome, "farlab-agent", "embedded-local");
 }
 
+/**
+ * The embedded agent is this machine, used first: sessions run as plain processes, so nothing is
+ * pulled or built before the first cell (and it works offline). Containers come from an agent
+ * served with `farlab-agent serve` (Docker when its socket answers), or from
+ * FARLAB_AGENT_BACKEND=auto|docker in the kernel's environment.
+ */
+function embeddedBackend(env: NodeJS.ProcessEnv = process.env): string {
+  return env.FARLAB_AGENT_BACKEND || "process";
+}
+
 export async function spawnEmbeddedAgent(dataDir = embeddedDataDir()): Promise<Transport> {
   if (!fs.existsSync(AGENT_CLI)) {
     throw new Error(`the agent program ${AGENT_CLI} is missing (is farlab built? run npm run build)`);
   }
   fs.mkdirSync(dataDir, { recursive: true });
-  const child = spawn(process.execPath, [AGENT_CLI, "serve", "--stdio", "--data-dir", dataDir], {
+  const child = spawn(process.execPath, [AGENT_CLI, "serve", "--stdio", "--data-dir", dataDir, "--backend", embeddedBackend()], {
     detached: true,
     // Not inherited: the executor's fd 2 is cell output. The agent also logs to DATA/agent.log;
     // the tail kept here explains an agent that dies.

@@ -221,7 +221,9 @@ export class Session {
       // The runner's `done` drained the pipes already (above); without a synchronous drain, or
       // after an exit, wait until they have gone quiet.
       if (outcome.kind === "exited" || !runtime.drainOutput()) await this.drainPipes(outcome.kind === "exited");
-      for (const name of ["stdout", "stderr"] as const) job.stream(name, this.masker.flush(name));
+      for (const source of ["channel", "pipe"] as const) {
+        for (const name of ["stdout", "stderr"] as const) job.stream(name, this.masker.flush(maskerKey(source, name)));
+      }
       this.endJob(running, outcome);
     } finally {
       clearTimeout(timer);
@@ -354,7 +356,7 @@ export class Session {
       const text = decoders[name].write(chunk);
       if (text === "") return;
       if (this.running && !this.running.job.done) {
-        this.running.job.stream(name, this.masker.push(name, text));
+        this.running.job.stream(name, this.masker.push(maskerKey("pipe", name), text));
         this.holdOutputWhileCongested(runtime, this.running.job);
       } else this.options.log(`session ${this.name}: ${name} between cells: ${this.masker.mask(text).slice(0, 500)}`);
     });
@@ -390,7 +392,7 @@ export class Session {
     }
     const { job } = running;
     if (message.type === "done") return running.finish({ kind: "runner", status: message.status });
-    if (message.type === "stream") return job.stream(message.name, this.masker.push(message.name, message.text));
+    if (message.type === "stream") return job.stream(message.name, this.masker.push(maskerKey("channel", message.name), message.text));
     // A stop the agent asked for reports its own error (TimeoutError); the runner's
     // KeyboardInterrupt would only repeat it.
     if (message.type === "error" && (job.stopRequested === "timeout" || job.stopRequested === "cancelled")) return;
@@ -482,3 +484,13 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 }
 
 export type { DoneStatus };
+
+/**
+ * The masker holds back a possible start of a secret per key. Pipe output (native code,
+ * subprocesses) and channel output (print, console.log) have no common clock, so each source has
+ * its own key: a value split across two writes of one source is masked even when the other
+ * source's output arrives between the halves.
+ */
+function maskerKey(source: "channel" | "pipe", name: "stdout" | "stderr"): string {
+  return `${source}:${name}`;
+}

@@ -88,7 +88,7 @@ async function main(): Promise<void> {
       connectSsh({
         url: `ssh://${sshd.user}@${sshd.host}:${sshd.port}`,
         command: `${process.execPath} ${path.join(REPO_ROOT, "dist", "remote-agent", "cli.js")}`,
-        serveArgs: ["--data-dir", dataDir],
+        serveArgs: ["--backend", "process", "--data-dir", dataDir],
         identityFiles: [sshd.clientKeyFile],
         agentSocket: null,
         sshConfigFile: null,

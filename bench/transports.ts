@@ -98,7 +98,7 @@ async function main(): Promise<void> {
       connectSsh({
         url: `ssh://${sshd.user}@${sshd.host}:${sshd.port}`,
         command: `${process.execPath} ${AGENT_CLI}`,
-        serveArgs: ["--data-dir", path.join(scratch, "ssh")],
+        serveArgs: ["--backend", "process", "--data-dir", path.join(scratch, "ssh")],
         identityFiles: [sshd.clientKeyFile],
         agentSocket: null,
         sshConfigFile: null,

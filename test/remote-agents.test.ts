@@ -54,7 +54,7 @@ before(async () => {
   const agentScript = path.join(scratch, "farlab-agent");
   fs.writeFileSync(
     agentScript,
-    `#!/bin/sh\nexec ${process.execPath} ${path.join(REPO_ROOT, "dist", "remote-agent", "cli.js")} "$@" --data-dir ${path.join(scratch, "ssh-agent")}\n`,
+    `#!/bin/sh\nexec ${process.execPath} ${path.join(REPO_ROOT, "dist", "remote-agent", "cli.js")} "$@" --backend process --data-dir ${path.join(scratch, "ssh-agent")}\n`,
     { mode: 0o755 },
   );
   const otherKey = path.join(scratch, "other_host_key");

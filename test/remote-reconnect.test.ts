@@ -140,7 +140,7 @@ test("SSH: a job's output survives three cuts of the link, every line once and i
       connectSsh({
         url: proxy.url("ssh", sshd.user),
         command: agentCommand,
-        serveArgs: ["--data-dir", path.join(work, "ssh-agent-data")],
+        serveArgs: ["--backend", "process", "--data-dir", path.join(work, "ssh-agent-data")],
         identityFiles: [sshd.clientKeyFile],
         agentSocket: null,
         sshConfigFile: null,

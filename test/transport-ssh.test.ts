@@ -47,7 +47,7 @@ function options(extra: Partial<SshConnectOptions> & { knownHostsFile: string })
   return {
     url: `ssh://${sshd.user}@${sshd.host}:${sshd.port}`,
     command: AGENT_COMMAND,
-    serveArgs: ["--data-dir", agentData],
+    serveArgs: ["--backend", "process", "--data-dir", agentData],
     identityFiles: [sshd.clientKeyFile],
     agentSocket: null,
     sshConfigFile: null,

@@ -77,7 +77,7 @@ test("put and get over SSH", async () => {
       connectSsh({
         url: `ssh://${sshd.user}@${sshd.host}:${sshd.port}`,
         command: `${process.execPath} ${path.join(REPO_ROOT, "dist", "remote-agent", "cli.js")}`,
-        serveArgs: ["--data-dir", path.join(work, "ssh-agent")],
+        serveArgs: ["--backend", "process", "--data-dir", path.join(work, "ssh-agent")],
         identityFiles: [sshd.clientKeyFile],
         agentSocket: null,
         sshConfigFile: null,

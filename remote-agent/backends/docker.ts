@@ -28,8 +28,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { ToRunner } from "../protocol/runner";
-import { PipeReader, runnerMessages } from "./process";
+import { PipeReader, runnerMessages, runtimeHandle } from "./process";
 import { RUNTIMES_DIR, runtimeCommand } from "../runtimes";
 import {
   RuntimeStartError,
@@ -406,22 +405,7 @@ export class DockerBackend implements Backend {
       if (ready.kind === "exited") return await fail(`it exited (${describeExit(ready.exit)}) before saying ready`);
       if (ready.message?.type !== "ready") return await fail("its channel closed or it sent something other than `ready` first");
       this.log(`session ${spec.name}: ${spec.lang} runtime ready in container ${short} (${image})`);
-      return {
-        where: `container ${short} (${image}) on ${os.hostname()}`,
-        pid: undefined,
-        onOutput: (listener) => output.listen(listener),
-        drainOutput: () => output.drain(),
-        pauseOutput: () => output.pause(),
-        resumeOutput: () => output.resume(),
-        messages,
-        exited,
-        send: (message: ToRunner) => {
-          if (!socket.destroyed) socket.write(JSON.stringify(message) + "\n");
-        },
-        interrupt: () => signal("SIGINT"),
-        terminate: () => signal("SIGTERM"),
-        kill: () => signal("SIGKILL"),
-      };
+      return runtimeHandle({ where: `container ${short} (${image}) on ${os.hostname()}`, pid: undefined, output, messages, exited, socket, signal });
     } finally {
       clearTimeout(timer);
     }

@@ -136,22 +136,7 @@ export class ProcessBackend implements Backend {
       if (ready.kind === "exited") return fail(`it exited (${describeExit(ready.exit)}) before saying ready`);
       if (ready.message?.type !== "ready") return fail("its channel closed or it sent something other than `ready` first");
       this.log(`session ${spec.name}: ${spec.lang} runtime ready, pid ${child.pid}, work dir ${workDir}`);
-      return {
-        where: `process ${child.pid} on ${os.hostname()}`,
-        pid: child.pid,
-        onOutput: (listener) => output.listen(listener),
-        drainOutput: () => output.drain(),
-        pauseOutput: () => output.pause(),
-        resumeOutput: () => output.resume(),
-        messages,
-        exited,
-        send: (message: ToRunner) => {
-          if (!socket.destroyed) socket.write(JSON.stringify(message) + "\n");
-        },
-        interrupt: () => signalGroup("SIGINT"),
-        terminate: () => signalGroup("SIGTERM"),
-        kill: () => signalGroup("SIGKILL"),
-      };
+      return runtimeHandle({ where: `process ${child.pid} on ${os.hostname()}`, pid: child.pid, output, messages, exited, socket, signal: signalGroup });
     } finally {
       clearTimeout(timer);
     }
@@ -177,6 +162,39 @@ function gpuEnvironment(spec: SessionSpec): Record<string, string> {
 }
 
 /** Newline-delimited JSON from the runtime; lines that are not JSON objects are logged and skipped. */
+/**
+ * The RuntimeHandle every backend returns once its runtime said `ready`: output from the
+ * runtime's pipes, runner messages and sends over its channel socket, signals by the backend's
+ * own means (a process group, a container).
+ */
+export function runtimeHandle(parts: {
+  where: string;
+  pid: number | undefined;
+  output: PipeReader;
+  messages: AsyncIterable<FromRunner>;
+  exited: Promise<RuntimeExit>;
+  socket: net.Socket;
+  signal: (signal: NodeJS.Signals) => void;
+}): RuntimeHandle {
+  const { output, socket, signal } = parts;
+  return {
+    where: parts.where,
+    pid: parts.pid,
+    onOutput: (listener) => output.listen(listener),
+    drainOutput: () => output.drain(),
+    pauseOutput: () => output.pause(),
+    resumeOutput: () => output.resume(),
+    messages: parts.messages,
+    exited: parts.exited,
+    send: (message: ToRunner) => {
+      if (!socket.destroyed) socket.write(JSON.stringify(message) + "\n");
+    },
+    interrupt: () => signal("SIGINT"),
+    terminate: () => signal("SIGTERM"),
+    kill: () => signal("SIGKILL"),
+  };
+}
+
 export async function* runnerMessages(socket: net.Socket, log: (line: string) => void): AsyncGenerator<FromRunner> {
   const lines = readline.createInterface({ input: socket, crlfDelay: Infinity });
   for await (const line of lines) {

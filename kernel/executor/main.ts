@@ -12,6 +12,7 @@
  * - Start-up: the TypeScript compiler is warmed before `ready` is sent.
  * - The process exits when the IPC channel closes (the kernel went away).
  */
+import { createInterruptSource } from "../../remote-agent/runtimes/node/interrupt";
 import type { ErrorContent, ExecuteOutcome, ExecuteParams, IopubOutput, IsCompleteResult } from "../interpreter";
 import { createDisplayApi } from "../display/display-api";
 import { toBundle } from "../display/bundle";
@@ -184,7 +185,11 @@ interface Running {
 let running: Running | undefined;
 let queue: Promise<void> = Promise.resolve();
 
-process.on("SIGINT", () => {
+// Node's own SIGINT watchdog is held open for the child's whole life (as the remote node runtime
+// does, see remote-agent/runtimes/node/interrupt.ts): otherwise a SIGINT that lands while a
+// breakOnSigint run is finishing is swallowed and re-delivered to the next cell. Every SIGINT
+// then either stops a running synchronous cell (breakOnSigint) or is picked up here.
+createInterruptSource().arm(() => {
   if (!running) {
     send({ type: "interrupted" });
     return;

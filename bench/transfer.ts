@@ -21,7 +21,6 @@ import { AgentClient } from "../extension/remote/agent-client";
 import { connectSsh } from "../extension/transports/ssh";
 import { getPath, putPath } from "../extension/remote/volume-transfer";
 import { Sshd } from "../test/helpers/sshd";
-import { REPO_ROOT } from "../test/helpers/repo";
 
 function argument(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -85,16 +84,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(knownHosts, `${sshd.knownHostsLine()}\n`);
   const client = new AgentClient(
     () =>
-      connectSsh({
-        url: `ssh://${sshd.user}@${sshd.host}:${sshd.port}`,
-        command: `${process.execPath} ${path.join(REPO_ROOT, "dist", "remote-agent", "cli.js")}`,
-        serveArgs: ["--backend", "process", "--data-dir", dataDir],
-        identityFiles: [sshd.clientKeyFile],
-        agentSocket: null,
-        sshConfigFile: null,
-        knownHostsFile: knownHosts,
-        globalKnownHostsFile: null,
-      }),
+      connectSsh(sshd.agentConnectOptions(dataDir, knownHosts)),
     { name: "bench", reconnectAttempts: 0 },
   );
   const scpOptions = ["-q", "-P", String(sshd.port), "-i", sshd.clientKeyFile, "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"];

@@ -95,16 +95,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(knownHosts, `${sshd.knownHostsLine()}\n`);
   try {
     results.ssh = await measure("ssh", () =>
-      connectSsh({
-        url: `ssh://${sshd.user}@${sshd.host}:${sshd.port}`,
-        command: `${process.execPath} ${AGENT_CLI}`,
-        serveArgs: ["--backend", "process", "--data-dir", path.join(scratch, "ssh")],
-        identityFiles: [sshd.clientKeyFile],
-        agentSocket: null,
-        sshConfigFile: null,
-        globalKnownHostsFile: null,
-        knownHostsFile: knownHosts,
-      }),
+      connectSsh(sshd.agentConnectOptions(path.join(scratch, "ssh"), knownHosts)),
     );
   } finally {
     await sshd.stop();

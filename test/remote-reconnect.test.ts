@@ -19,7 +19,6 @@ import { connectZmq } from "../extension/transports/zmq";
 import { loadOrCreateKeyPair } from "../remote-agent/keys/keypair";
 import type { JobEvent } from "../remote-agent/protocol/messages";
 import { ListeningAgent } from "./helpers/listening-agent";
-import { REPO_ROOT } from "./helpers/repo";
 import { Sshd } from "./helpers/sshd";
 import { TcpProxy } from "./helpers/tcp-proxy";
 
@@ -133,20 +132,10 @@ test("SSH: a job's output survives three cuts of the link, every line once and i
   const [type, base64] = sshd.hostPublicKey.split(/\s+/);
   const knownHosts = path.join(work, "known_hosts");
   fs.writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${type} ${base64}\n`);
-  const agentCommand = `${process.execPath} ${path.join(REPO_ROOT, "dist", "remote-agent", "cli.js")}`;
   const release = path.join(work, "release-ssh");
   const client = new AgentClient(
     () =>
-      connectSsh({
-        url: proxy.url("ssh", sshd.user),
-        command: agentCommand,
-        serveArgs: ["--backend", "process", "--data-dir", path.join(work, "ssh-agent-data")],
-        identityFiles: [sshd.clientKeyFile],
-        agentSocket: null,
-        sshConfigFile: null,
-        globalKnownHostsFile: null,
-        knownHostsFile: knownHosts,
-      }),
+      connectSsh({ ...sshd.agentConnectOptions(path.join(work, "ssh-agent-data"), knownHosts), url: proxy.url("ssh", sshd.user) }),
     { name: "ssh-through-proxy", reconnectAttempts: 10, reconnectBaseMs: 20, user: "reconnect-test" },
   );
   try {

@@ -16,7 +16,6 @@ import { clientKeyPair } from "../extension/transports/client-keys";
 import { connectSsh } from "../extension/transports/ssh";
 import { connectZmq } from "../extension/transports/zmq";
 import { ListeningAgent } from "./helpers/listening-agent";
-import { REPO_ROOT } from "./helpers/repo";
 import { Sshd } from "./helpers/sshd";
 
 let work: string;
@@ -74,16 +73,7 @@ test("put and get over SSH", async () => {
   fs.writeFileSync(knownHosts, `${sshd.knownHostsLine()}\n`);
   const client = new AgentClient(
     () =>
-      connectSsh({
-        url: `ssh://${sshd.user}@${sshd.host}:${sshd.port}`,
-        command: `${process.execPath} ${path.join(REPO_ROOT, "dist", "remote-agent", "cli.js")}`,
-        serveArgs: ["--backend", "process", "--data-dir", path.join(work, "ssh-agent")],
-        identityFiles: [sshd.clientKeyFile],
-        agentSocket: null,
-        sshConfigFile: null,
-        knownHostsFile: knownHosts,
-        globalKnownHostsFile: null,
-      }),
+      connectSsh(sshd.agentConnectOptions(path.join(work, "ssh-agent"), knownHosts)),
     { name: "ssh", reconnectAttempts: 0 },
   );
   try {

@@ -8,7 +8,9 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { SshConnectOptions } from "../../extension/transports/ssh";
 import { freePort } from "./ports";
+import { REPO_ROOT } from "./repo";
 
 export const SSHD = "/usr/sbin/sshd";
 
@@ -94,6 +96,24 @@ export class Sshd {
   knownHostsLine(): string {
     const [type, base64] = this.hostPublicKey.split(/\s+/);
     return `[${this.host}]:${this.port} ${type} ${base64}`;
+  }
+
+  /**
+   * How a test or bench reaches this repo's agent through this sshd: only the given known_hosts
+   * and the test's client key (nothing of the user's ~/.ssh), and the process backend, since
+   * sshd does not pass on the test's environment (FARLAB_AGENT_BACKEND) and CI runs dockerd.
+   */
+  agentConnectOptions(agentDataDir: string, knownHostsFile: string): SshConnectOptions {
+    return {
+      url: `ssh://${this.user}@${this.host}:${this.port}`,
+      command: `${process.execPath} ${path.join(REPO_ROOT, "dist", "remote-agent", "cli.js")}`,
+      serveArgs: ["--backend", "process", "--data-dir", agentDataDir],
+      identityFiles: [this.clientKeyFile],
+      agentSocket: null,
+      sshConfigFile: null,
+      knownHostsFile,
+      globalKnownHostsFile: null,
+    };
   }
 
   /** sshd's own log (LogLevel VERBOSE), for assertion messages. */

@@ -54,6 +54,11 @@ export class MapItemError extends Error {
   ) {
     super(message);
     this.name = ename;
+    // Shown when the result array is printed: the remote traceback, not the kernel's own frames
+    // (which say nothing about the failure). The traceback property stays readable but is left
+    // out of util.inspect, which would print it a second time.
+    this.stack = [`${ename}: ${message}`, ...traceback.slice(0, -1).map((line) => `    ${line}`)].join("\n");
+    Object.defineProperty(this, "traceback", { enumerable: false });
   }
 }
 

@@ -43,7 +43,7 @@ test("a plotly figure is plotly JSON plus HTML and text fallbacks", async () => 
   assert.equal(figure.data[0].type, "bar");
   assert.deepEqual(figure.data[0].y, [3, 4]);
   assert.match(out.result?.data["text/html"] as string, /Plotly\.newPlot/);
-  assert.match(out.result?.data["text/plain"] as string, /Figure/);
+  assert.equal(out.result?.data["text/plain"], "<Plotly figure: 1 trace (bar)>");
 });
 
 test("objects show themselves through _repr_*_ methods and _repr_mimebundle_", async () => {
@@ -71,6 +71,22 @@ test("print goes over the channel; os.system output is captured at the fd level"
   assert.equal(out.text("stdout"), "from print\nafter\n");
   assert.doesNotMatch(out.text("stdout"), /from-the-shell/);
   await py().waitForPipe("stdout", "from-the-shell\n");
+});
+
+test("print in a forked child (multiprocessing, DataLoader workers) reaches the captured fd", async () => {
+  const code = [
+    "import multiprocessing as mp",
+    "def child(i):",
+    "    print('child', i, 'printed', flush=True)",
+    "ps = [mp.get_context('fork').Process(target=child, args=(i,)) for i in range(2)]",
+    "[p.start() for p in ps]; [p.join() for p in ps]",
+    "[p.exitcode for p in ps]",
+  ].join("\n");
+  const out = await py().run(code);
+  assert.equal(out.status, "ok", JSON.stringify(out.error));
+  assert.deepEqual(out.result?.data, { "text/plain": "[0, 0]" });
+  await py().waitForPipe("stdout", "child 0 printed\n");
+  await py().waitForPipe("stdout", "child 1 printed\n");
 });
 
 test("open matplotlib figures become PNG displays at the end of the cell and are closed", async () => {

@@ -97,8 +97,23 @@ def plotly_bundle(fig):
     return {
         PLOTLY_MIME: spec,
         "text/html": plotly_html(spec),
-        "text/plain": _safe_repr(fig) if not isinstance(fig, dict) else "Figure",
+        "text/plain": plotly_summary(spec),
     }
+
+
+def plotly_summary(spec):
+    """One line, like kernel/display/plotly.ts: repr(Figure) is the whole JSON and grows with the data."""
+    traces = spec.get("data", []) or []
+    types = ", ".join(str(trace.get("type", "scatter")) for trace in traces if isinstance(trace, dict))
+    title = (spec.get("layout", {}) or {}).get("title")
+    if isinstance(title, dict):
+        title = title.get("text")
+    return "<Plotly figure: %d trace%s (%s)%s>" % (
+        len(traces),
+        "" if len(traces) == 1 else "s",
+        types,
+        ' "%s"' % title if title else "",
+    )
 
 
 def _matplotlib_png(fig):

@@ -6,6 +6,7 @@ result, error, done) flushes first, so output keeps its order. Native code, os.s
 subprocesses write to fd 1/2 directly; the agent captures those pipes.
 """
 import io
+import os
 import threading
 import time
 
@@ -108,4 +109,15 @@ def install():
         threading.Thread(target=writer.flush_later_loop, name="farlab-%s-flusher" % writer._name, daemon=True).start()
         _channel._before_emit.append(writer.flush)
     sys.stdout, sys.stderr = writers
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_write_to_fds_in_child)
     return writers
+
+
+def _write_to_fds_in_child():
+    """A forked child (multiprocessing, DataLoader workers) has no channel threads, and its copy of
+    a writer's lock may be held: it writes to fd 1/2 instead, which the agent captures too."""
+    import sys
+
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="replace", line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="replace", line_buffering=True)

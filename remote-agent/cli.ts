@@ -95,6 +95,10 @@ async function serve(options: ServeOptions): Promise<void> {
     interruptGraceMs: options.interruptGraceMs,
     terminateGraceMs: options.terminateGraceMs,
   });
+  // Sessions an earlier agent on this data dir left running (killed: Docker containers outlive
+  // it) are taken over, their running jobs going on, before any client can attach to them.
+  const adopted = await agent.adoptLeftovers().catch((e: Error) => (log(`could not adopt earlier sessions: ${e.stack ?? e.message}`), 0));
+  if (adopted > 0) log(`adopted ${adopted} session(s) left by an earlier agent on ${dataDir}`);
   // Finished jobs' journals are kept for a while (for %remote attach), then pruned.
   startJournalRetention(path.join(dataDir, "journal"), { maxAgeMs: options.journalRetention, maxBytes: options.journalMaxSize }, log);
   log(`farlab-agent ${agent.version} serving ${options.listen ? `ZeroMQ at ${options.listen}` : "stdio"} (pid ${process.pid}, data ${dataDir}, ${gpus.devices.length} GPUs, ${backend.name} backend)`);
@@ -126,8 +130,7 @@ async function serve(options: ServeOptions): Promise<void> {
 
 /**
  * --backend auto (the default, or $FARLAB_AGENT_BACKEND): Docker when its socket answers, else
- * the process backend. A Docker backend first removes the containers an earlier agent on this
- * data dir left behind.
+ * the process backend.
  */
 async function chooseBackend(options: ServeOptions, dataDir: string, log: Log): Promise<Backend> {
   const socketPath = options.dockerSocket ?? process.env.DOCKER_SOCKET ?? "/var/run/docker.sock";
@@ -143,10 +146,7 @@ async function chooseBackend(options: ServeOptions, dataDir: string, log: Log): 
     process.stderr.write(`farlab-agent serve: --backend docker, but no Docker engine answers on ${socketPath}\n`);
     process.exit(2);
   }
-  const backend = new docker.DockerBackend({ dataDir, agentId: loadAgentId(dataDir), socketPath, defaultImage: options.dockerImage, log });
-  const removed = await backend.removeLeftovers().catch((e: Error) => (log(`could not list earlier containers: ${e.message}`), 0));
-  if (removed > 0) log(`removed ${removed} container(s) left by an earlier agent on ${dataDir}`);
-  return backend;
+  return new docker.DockerBackend({ dataDir, agentId: loadAgentId(dataDir), socketPath, defaultImage: options.dockerImage, log });
 }
 
 /**

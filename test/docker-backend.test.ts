@@ -2,14 +2,14 @@
  * The Docker backend against the real dockerd, through a real `farlab-agent serve --stdio
  * --backend docker`: cells in farlab-test:latest (no node inside: the agent's is bind-mounted),
  * state across cells, limits on the container, memory kills, interrupts, timeouts, pull errors,
- * GPU device requests and container cleanup.
+ * GPU device requests and container cleanup (adoption after an agent restart: docker-restart.test.ts).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DockerBackend, PullProgress } from "../remote-agent/backends/docker";
 import type { JobEvent } from "../remote-agent/protocol/messages";
 import { AgentHarness, scriptDir, tempDir, withAgent, type AgentOptions } from "./agent-harness";
-import { TEST_IMAGE, containersOf, docker, removeContainersOf, requireDocker } from "./docker-helpers";
+import { TEST_IMAGE, containersOf, docker, requireDocker } from "./docker-helpers";
 
 const DOCKER: AgentOptions = { args: ["--backend", "docker"] };
 
@@ -131,7 +131,8 @@ test("an image that is not here and cannot be pulled is a clear error", async ()
     assert.equal(status, "error");
     const error = errorOf(events);
     assert.equal(error?.ename, "RuntimeStartError");
-    assert.match(error!.evalue, /image farlab-no-such-image:1 not found locally, and pulling it failed \(image not found, or registry unreachable\)/);
+    // Docker Hub says it has no such image; offline, the registry is unreachable: either is said.
+    assert.match(error!.evalue, /image farlab-no-such-image:1 not found locally, and pulling it failed: the registry (has no such image|is unreachable)/);
     assert.ok(
       events.some((e) => e.event.kind === "status" && e.event.text === "pulling image farlab-no-such-image:1"),
       "the cell shows that a pull is under way",
@@ -167,26 +168,10 @@ test("GPUs become a DeviceRequest (driver nvidia, the allocated UUIDs, [[gpu]]) 
   });
 });
 
-test("containers left by a killed agent are removed when an agent starts on the same data dir", async () => {
-  await requireDocker();
-  const first = AgentHarness.start(DOCKER);
-  try {
-    await runOk(first, "print('hi')", { name: "left", lang: "python", resources: { image: TEST_IMAGE } });
-    assert.equal((await containersOf(first.dataDir, "left")).length, 1);
-    first.child.kill("SIGKILL");
-    await first.exited;
-    assert.equal((await containersOf(first.dataDir, "left")).length, 1, "a killed agent leaves its container");
-    await withAgent({ ...DOCKER, dataDir: first.dataDir }, async (second) => {
-      await second.ok({ type: "status" });
-      assert.deepEqual(await containersOf(first.dataDir), []);
-    });
-  } finally {
-    await removeContainersOf(first.dataDir);
-  }
-});
+// Containers a killed agent left: adopted or removed (test/docker-restart.test.ts).
 
 test("pull progress counts layers and bytes from the engine's events", () => {
-  // The shape of dockerd's pull events (there is no registry here to pull from for real).
+  // The shape of dockerd's pull events (a real pull from a registry: docker-pull.test.ts).
   const progress = new PullProgress("python:3.12-slim");
   for (const event of [
     { status: "Pulling from library/python", id: "3.12-slim" },

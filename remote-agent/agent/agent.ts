@@ -15,7 +15,8 @@ import { dispatch, type HandlerTable } from "./dispatcher";
 import { createHandlers } from "./handlers";
 import { abandonMapsOf } from "../map/handlers";
 import { Job, type JobRequest } from "./job";
-import { Journal } from "./journal";
+import { Journal, lastRunnerMark } from "./journal";
+import { readJobMeta } from "./ownership";
 import type { Log } from "./log";
 import type { Session } from "./session";
 import { SessionManager } from "./sessions";
@@ -95,16 +96,70 @@ export class Agent {
     abandonMapsOf(connection);
   }
 
+  /**
+   * Takes over the runtimes an earlier agent on this data dir left running (Backend
+   * adoptLeftovers; the Docker backend's containers): each becomes its session again, with its
+   * state, and the job it was running goes on in its journal, from where the journal ends: the
+   * runner is told to send again every message after the journal's last runner mark (or, with
+   * no mark yet, every message of that job). A job the journal has seen end, or none: nothing is
+   * sent again. Run before serving clients, so an `attach` finds the job live.
+   */
+  async adoptLeftovers(): Promise<number> {
+    const leftovers = (await this.options.backend.adoptLeftovers?.()) ?? [];
+    let adopted = 0;
+    for (const left of leftovers) {
+      const owner = left.owner ?? "unknown";
+      let session: Session;
+      try {
+        session = this.sessions.adopt(left.name, left.lang, left.resources, owner);
+      } catch (e) {
+        this.log(`session ${left.name}: not adopted (${(e as Error).message}); its runtime is stopped`);
+        left.runtime.kill(); // the backend removes its container once it has exited
+        continue;
+      }
+      const gpus = this.options.gpus.claim(left.name, left.gpuUuids);
+      const { job, timeoutMs } = this.adoptJob(left.name, left.resume.job) ?? {};
+      const after = job ? (lastRunnerMark(this.journal, job.id) ?? left.resume.jobFirstSeq - 1) : left.resume.lastSeq;
+      if (job) this.track(job, session);
+      session.adopt(left.runtime, gpus, job, timeoutMs);
+      left.runtime.send({ type: "resume", after });
+      this.log(`session ${left.name}: adopted from an earlier agent${job ? `, job ${job.id} goes on after runner message ${after}` : ""}`);
+      adopted++;
+    }
+    return adopted;
+  }
+
+  /** The unfinished job `jobId` of a dead agent, from its journal, or undefined. */
+  private adoptJob(sessionName: string, jobId: string | undefined): { job: Job; timeoutMs?: number } | undefined {
+    const meta = jobId ? readJobMeta(this.journal, jobId) : undefined;
+    if (!jobId || !meta) return undefined;
+    const events = this.journal.read(jobId);
+    if (events.length === 0 || events.some((e) => e.event.kind === "done")) return undefined;
+    const started = events.find((e) => e.event.kind === "started");
+    const request: JobRequest = { owner: meta.owner, code: meta.codePreview, inputs: {}, wantValue: false, timeoutMs: meta.timeoutMs ?? 2 ** 31 - 1 };
+    const job = new Job(sessionName, request, this.journal, {
+      id: jobId,
+      createdAt: meta.createdAt,
+      startedAt: started?.time,
+      lastSeq: events[events.length - 1].seq,
+    });
+    return { job, timeoutMs: meta.timeoutMs };
+  }
+
   /** Makes a job in `session`; it is queued by the caller once the client knows its id. */
   createJob(session: Session, request: JobRequest): Job {
     // A job belongs to its session's user (./ownership.ts), whichever handler made it.
     const job = new Job(session.name, { ...request, owner: request.owner ?? this.sessions.ownerOfSessionObject(session) }, this.journal);
+    this.track(job, session);
+    return job;
+  }
+
+  private track(job: Job, session: Session): void {
     this.jobs.set(job.id, { job, session });
     void job.finished.then(() => {
       this.forgetOldJobs();
       if (this.activeJobs() === 0) this.idleWaiters.splice(0).forEach((wake) => wake());
     });
-    return job;
   }
 
   findJob(jobId: string): { job: Job; session: Session } | undefined {

@@ -33,9 +33,18 @@ export interface JobRequest {
   timeoutMs: number;
 }
 
+/** A job taken over from an agent that died (./agent.ts adoptLeftovers): its journal goes on. */
+export interface AdoptedJob {
+  id: string;
+  createdAt: number;
+  startedAt?: number;
+  /** The last seq in its journal. */
+  lastSeq: number;
+}
+
 export class Job {
-  readonly id = newJobId();
-  readonly createdAt = Date.now();
+  readonly id: string;
+  readonly createdAt: number;
   startedAt?: number;
   endedAt?: number;
   state: JobInfo["state"] = "queued";
@@ -48,8 +57,11 @@ export class Job {
   /** Set once an interrupt/cancel/timeout was asked for: the status the job will end with. */
   stopRequested?: Exclude<DoneStatus, "ok" | "error">;
 
+  /** The last runner seq (resumable channels) whose content is in the journal. */
+  journalledMark?: number;
+
   private readonly writer: JournalWriter;
-  private pendingStream?: { name: "stdout" | "stderr"; text: string };
+  private pendingStream?: { name: "stdout" | "stderr"; text: string; mark?: number };
   private streamTimer?: NodeJS.Timeout;
   private readonly followers = new Set<Follower>();
   /** Flow control of the live followers that have one. */
@@ -61,10 +73,25 @@ export class Job {
     readonly session: string,
     readonly request: JobRequest,
     private readonly journal: Journal,
+    adopted?: AdoptedJob,
   ) {
+    this.id = adopted?.id ?? newJobId();
+    this.createdAt = adopted?.createdAt ?? Date.now();
     this.writer = journal.openWriter(this.id);
-    // Whose job it is, beside the journal and before any event (./ownership.ts).
-    if (request.owner) writeJobMeta(journal, this.id, { owner: request.owner, session, codePreview: preview(request.code), createdAt: this.createdAt });
+    if (adopted) {
+      this.lastSeq = adopted.lastSeq;
+      this.startedAt = adopted.startedAt;
+      this.state = "running";
+    } else if (request.owner) {
+      // Whose job it is, beside the journal and before any event (./ownership.ts).
+      writeJobMeta(journal, this.id, {
+        owner: request.owner,
+        session,
+        codePreview: preview(request.code),
+        createdAt: this.createdAt,
+        timeoutMs: request.timeoutMs,
+      });
+    }
     this.finishedPromise = new Promise((resolve) => (this.resolveFinished = resolve));
   }
 
@@ -81,20 +108,32 @@ export class Job {
    * Output text, coalesced: writes to the same stream within STREAM_FLUSH_MS become one event
    * (a loop of small prints is not a flood of tiny messages). Any other event, or a switch
    * between stdout and stderr, flushes first, so the order of everything is kept.
+   * `runnerMark`: the runner message (seq) this text completes, journalled with it (./journal.ts).
    */
-  stream(name: "stdout" | "stderr", text: string): void {
-    if (this.done || text === "") return;
+  stream(name: "stdout" | "stderr", text: string, runnerMark?: number): void {
+    if (this.done || (text === "" && runnerMark === undefined)) return;
     if (this.pendingStream && this.pendingStream.name !== name) this.flushStream();
     if (this.pendingStream) this.pendingStream.text += text;
     else this.pendingStream = { name, text };
+    if (runnerMark !== undefined) this.pendingStream.mark = runnerMark;
     if (this.pendingStream.text.length >= MAX_COALESCED_CHARS) this.flushStream();
     else this.streamTimer ??= setTimeout(() => this.flushStream(), STREAM_FLUSH_MS);
   }
 
-  emit(body: JobEventBody): void {
+  emit(body: JobEventBody, runnerMark?: number): void {
     if (this.done) return; // nothing follows `done`
     this.flushStream();
-    this.append(body);
+    this.append(body, runnerMark);
+  }
+
+  /** Journals stream text that waits to be joined with more, now. */
+  flush(): void {
+    this.flushStream();
+  }
+
+  /** Whether stream text waits to be joined with more (not yet journalled). */
+  get streamPending(): boolean {
+    return this.pendingStream !== undefined;
   }
 
   private flushStream(): void {
@@ -102,12 +141,14 @@ export class Job {
     this.streamTimer = undefined;
     const pending = this.pendingStream;
     this.pendingStream = undefined;
-    if (pending) this.append({ kind: "stream", name: pending.name, text: pending.text });
+    // (Text the secret masker still holds back has no event yet: its mark waits for the next one.)
+    if (pending && pending.text !== "") this.append({ kind: "stream", name: pending.name, text: pending.text }, pending.mark);
   }
 
-  private append(body: JobEventBody): void {
+  private append(body: JobEventBody, runnerMark?: number): void {
     const event: JobEvent = { type: "event", jobId: this.id, seq: ++this.lastSeq, time: Date.now(), event: body };
-    this.writer.append(event);
+    this.writer.append(event, runnerMark);
+    if (runnerMark !== undefined) this.journalledMark = runnerMark;
     if (body.kind === "started") {
       this.state = "running";
       this.startedAt = event.time;

@@ -48,6 +48,7 @@ export function followForeignJob(journal: Journal, jobId: string, fromSeq: numbe
       } catch {
         continue;
       }
+      if (event.type !== "event") continue; // a runner mark (./journal.ts)
       fileLastSeq = Math.max(fileLastSeq, event.seq);
       if (event.seq > fromSeq) deliver(event);
       if (event.event.kind === "done") done = true;

@@ -6,6 +6,11 @@
  * While a job runs, DATA/journal/<jobId>.owner holds the pid of the agent process writing it, so
  * another agent process on the same data dir (a new `serve --stdio` after an SSH reconnect) can
  * follow the job live, and can tell a job whose agent died from one still running.
+ *
+ * A journal may also hold mark lines, `{"type":"mark","runnerSeq":N}`, written in the same
+ * write(2) as the event they follow: the runner messages up to seq N are in the journal. An agent
+ * that adopts a runtime whose agent died (Docker backend) resumes the runner after the last mark,
+ * so each runner message is journalled once. Readers skip them (they are not events).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -59,13 +64,33 @@ export class Journal {
       if (line === "") continue;
       try {
         const event = JSON.parse(line) as JobEvent;
-        if (event.seq > fromSeq) events.push(event);
+        if (event.type === "event" && event.seq > fromSeq) events.push(event);
       } catch {
         // a line torn by a crash mid-write: the events before it still replay
       }
     }
     return events;
   }
+}
+
+/** The last runner seq marked in a job's journal (see above), or undefined. */
+export function lastRunnerMark(journal: Journal, jobId: string): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(journal.pathOf(jobId), "utf8");
+  } catch {
+    return undefined;
+  }
+  let mark: number | undefined;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith('{"type":"mark"')) continue;
+    try {
+      mark = (JSON.parse(line) as { runnerSeq: number }).runnerSeq;
+    } catch {
+      // torn
+    }
+  }
+  return mark;
 }
 
 export class JournalWriter {
@@ -76,12 +101,27 @@ export class JournalWriter {
     private readonly ownerFile?: string,
   ) {
     this.fd = fs.openSync(file, "a");
+    // A journal taken over from an agent killed mid-write may end in a torn line: end it, so the
+    // next event starts a line of its own.
+    const size = fs.fstatSync(this.fd).size;
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      const readFd = fs.openSync(file, "r");
+      try {
+        fs.readSync(readFd, last, 0, 1, size - 1);
+      } finally {
+        fs.closeSync(readFd);
+      }
+      if (last[0] !== 0x0a) fs.writeSync(this.fd, "\n");
+    }
     if (ownerFile) fs.writeFileSync(ownerFile, String(process.pid));
   }
 
-  append(event: JobEvent): void {
+  /** Writes the event, and the runner mark if any, in one write(2) (both or neither survive a kill). */
+  append(event: JobEvent, runnerMark?: number): void {
     if (this.fd === null) throw new Error("journal already closed");
-    fs.writeSync(this.fd, JSON.stringify(event) + "\n");
+    const mark = runnerMark === undefined ? "" : JSON.stringify({ type: "mark", runnerSeq: runnerMark }) + "\n";
+    fs.writeSync(this.fd, JSON.stringify(event) + "\n" + mark);
   }
 
   close(): void {

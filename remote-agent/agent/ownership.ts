@@ -20,6 +20,8 @@ export interface JobMeta {
   session: string;
   codePreview: string;
   createdAt: number;
+  /** The job's timeout= (an agent that adopts the running job keeps it). */
+  timeoutMs?: number;
 }
 
 /** The owner a `hello` makes a connection act for. */

@@ -45,6 +45,9 @@ export interface SessionOptions {
   secrets?: SecretStore;
 }
 
+/** Resumable channels: acknowledge runner messages in batches of this many. */
+const ACK_EVERY = 32;
+
 type Outcome = { kind: "runner"; status: "ok" | "error" | "interrupted" } | { kind: "exited"; exit: RuntimeExit };
 
 interface RunningJob {
@@ -207,17 +210,28 @@ export class Session {
     }
     if (job.stopRequested) return job.finish(job.stopRequested);
 
+    const running = this.beginRunning(job);
+    job.emit({ kind: "started", where: runtime.where, session: this.name, gpus: this.gpus.map(describeGpu) });
+    runtime.send({ type: "execute", id: job.id, code: job.request.code, inputs: job.request.inputs, wantValue: job.request.wantValue });
+    await this.superviseRunning(runtime, running, job.request.timeoutMs);
+  }
+
+  private beginRunning(job: Job): RunningJob {
     let finish!: (outcome: Outcome) => void;
     const finished = new Promise<Outcome>((resolve) => (finish = resolve));
     const running: RunningJob = { job, finished, finish, killed: false };
     this.running = running;
     this.cells++;
-    job.emit({ kind: "started", where: runtime.where, session: this.name, gpus: this.gpus.map(describeGpu) });
+    return running;
+  }
+
+  /** Waits for the running job's end (its timer running), then journals its last output and end. */
+  private async superviseRunning(runtime: RuntimeHandle, running: RunningJob, timeoutMs: number): Promise<void> {
+    const { job } = running;
     // setTimeout fires at once for delays over 2^31-1 ms (24.8 days): cap, not overflow.
-    const timer = setTimeout(() => void this.stopJob(job, "timeout"), Math.min(job.request.timeoutMs, 2 ** 31 - 1));
-    runtime.send({ type: "execute", id: job.id, code: job.request.code, inputs: job.request.inputs, wantValue: job.request.wantValue });
+    const timer = setTimeout(() => void this.stopJob(job, "timeout"), Math.max(0, Math.min(timeoutMs, 2 ** 31 - 1)));
     try {
-      const outcome = await finished;
+      const outcome = await running.finished;
       // The runner's `done` drained the pipes already (above); without a synchronous drain, or
       // after an exit, wait until they have gone quiet.
       if (outcome.kind === "exited" || !runtime.drainOutput()) await this.drainPipes(outcome.kind === "exited");
@@ -229,6 +243,33 @@ export class Session {
       clearTimeout(timer);
       this.running = undefined;
     }
+  }
+
+  /**
+   * Takes over a runtime whose agent died (the Docker backend's containers outlive it): the
+   * session's state is the runtime's, and `job`, if the runtime was running it, goes on where
+   * the journal left off (the runner sends again what the journal lacks). Its timeout counts
+   * from its original start.
+   */
+  adopt(runtime: RuntimeHandle, gpus: GpuDevice[], job?: Job, timeoutMs?: number): void {
+    this.gpus = gpus;
+    try {
+      this.secretsAndMounts(true); // the masker of its secrets; its volumes counted as mounted again
+    } catch (e) {
+      this.options.log(`session ${this.name}: adopted without its secrets or volumes: ${(e as Error).message}`);
+    }
+    if (!job) return this.attachRuntime(runtime);
+    this.current = job;
+    this.draining = true;
+    // Running before the runtime's output is routed: what waited in its FIFOs belongs to the job.
+    const running = this.beginRunning(job);
+    this.attachRuntime(runtime);
+    const left = (timeoutMs ?? 2 ** 31 - 1) - (Date.now() - (job.startedAt ?? job.createdAt));
+    void this.superviseRunning(runtime, running, left).finally(() => {
+      this.current = undefined;
+      this.draining = false;
+      void this.drain();
+    });
   }
 
   private endJob(running: RunningJob, outcome: Outcome): void {
@@ -325,7 +366,7 @@ export class Session {
     const gpus = this.gpuSpec ? await this.options.gpus.acquire(holder, this.gpuSpec, onWait, signal) : [];
     const release = () => this.options.gpus.release(holder);
     try {
-      return { runtime: await this.options.backend.startSession(this.runtimeSpec(holder, gpus)), release };
+      return { runtime: await this.options.backend.startSession({ ...this.runtimeSpec(holder, gpus), replica: true }), release };
     } catch (e) {
       release();
       throw e;
@@ -357,9 +398,12 @@ export class Session {
       if (text === "") return;
       if (this.running && !this.running.job.done) {
         this.running.job.stream(name, this.masker.push(maskerKey("pipe", name), text));
+        // Read from the pipe only now (Docker): journal it before anything else can happen.
+        if (runtime.journalOutputAtOnce) this.running.job.flush();
         this.holdOutputWhileCongested(runtime, this.running.job);
       } else this.options.log(`session ${this.name}: ${name} between cells: ${this.masker.mask(text).slice(0, 500)}`);
     });
+    let acked = 0;
     void (async () => {
       for await (const message of runtime.messages) {
         // Channel messages and pipe output have no common clock: while a cell runs they are
@@ -367,6 +411,7 @@ export class Session {
         // cell's code wrote, so whatever sits in the pipes by then is delivered first.
         if (message.type === "result" || message.type === "error" || message.type === "done") runtime.drainOutput();
         this.onRunnerMessage(message);
+        if (message.seq !== undefined) acked = this.acknowledge(runtime, message, acked);
         // Back-pressure on the channel too: while the job's client is congested the next message
         // waits (readline then stops reading the socket, and the runner blocks on write).
         const job = this.running?.job;
@@ -383,6 +428,22 @@ export class Session {
       });
   }
 
+  /**
+   * Resumable channels (../protocol/runner.ts): tells the runner which of its messages it may
+   * forget. While a job runs, those up to its last journalled runner mark (stream text may wait
+   * to be joined, and `done` is journalled only after the pipes are drained); between jobs, all
+   * it sent (nothing of them goes to a journal). In batches of ACK_EVERY while a job runs.
+   */
+  private acknowledge(runtime: RuntimeHandle, message: FromRunner, acked: number): number {
+    const job = this.running?.job;
+    const safe = job ? (job.journalledMark ?? acked) : message.seq!;
+    if (safe > acked && (!job || safe - acked >= ACK_EVERY)) {
+      runtime.send({ type: "ack", seq: safe });
+      return safe;
+    }
+    return acked;
+  }
+
   private onRunnerMessage(message: FromRunner): void {
     const running = this.running;
     if (message.type === "ready") return;
@@ -392,13 +453,13 @@ export class Session {
     }
     const { job } = running;
     if (message.type === "done") return running.finish({ kind: "runner", status: message.status });
-    if (message.type === "stream") return job.stream(message.name, this.masker.push(maskerKey("channel", message.name), message.text));
+    if (message.type === "stream") return job.stream(message.name, this.masker.push(maskerKey("channel", message.name), message.text), message.seq);
     // A stop the agent asked for reports its own error (TimeoutError); the runner's
     // KeyboardInterrupt would only repeat it.
     if (message.type === "error" && (job.stopRequested === "timeout" || job.stopRequested === "cancelled")) return;
     // The runtime runs user code: check what it sends like anything else from outside.
     const body = JobEventBody.safeParse(runnerEventBody(message));
-    if (body.success) job.emit(this.masker.mask(body.data));
+    if (body.success) job.emit(this.masker.mask(body.data), message.seq);
     else this.options.log(`session ${this.name}: dropped a malformed '${message.type}' from the runner: ${body.error.message}`);
   }
 

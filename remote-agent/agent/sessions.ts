@@ -95,6 +95,13 @@ export class SessionManager {
       .map((session) => session.info());
   }
 
+  /** A session for a runtime adopted from a dead agent (./agent.ts): as it was, not yet running. */
+  adopt(name: string, lang: SessionRef["lang"], resources: Resources, owner: string): Session {
+    const existing = this.sessions.get(sessionKey(owner, name));
+    if (existing) throw new Error(`session '${name}' of ${owner} exists already`);
+    return this.create(name, { lang, resources, fresh: false }, false, owner);
+  }
+
   async stopAll(): Promise<void> {
     await Promise.all([...this.sessions.values()].map((session) => session.stop()));
   }

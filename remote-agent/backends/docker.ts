@@ -12,12 +12,14 @@
  * - limited: cpu= as NanoCpus, memory= as Memory with MemorySwap equal (no swap), a pids limit,
  *   a shm size; a container the kernel killed for memory ends the cell with OutOfMemoryError;
  * - with its allocated GPUs as a DeviceRequest (driver nvidia, the devices' UUIDs, [["gpu"]]);
- * - labelled with the agent's data dir and id, the session, its owner and the spec id;
- *   containers of an earlier agent on the same data dir are removed when the backend starts
- *   (removeLeftovers);
+ * - labelled with the agent's data dir and id, the session, its owner, the spec id and the
+ *   session's settings; its runtime outlives the agent (a resumable channel, FIFOs held open in
+ *   the container), and the next agent on the same data dir adopts it (adoptLeftovers), running
+ *   job included, or removes it when it cannot;
  * - with apt=/pip=: in an image derived by a generated Dockerfile, cached by content (sessionImage).
- * The runtime's fd 1/2 are FIFOs in the channel folder (`sh -c 'exec ... >fifo'`: the image needs
- * a /bin/sh), read like the process backend's pipes, with the same synchronous drain. The
+ * The runtime's fd 1/2 are FIFOs in the channel folder (`sh -c 'exec ... 3<>fifo >fifo'`: the image
+ * needs a /bin/sh), polled (./fifo-poller.ts) and journalled as read, with the same synchronous
+ * drain as the process backend's pipes. The
  * container is removed once it has exited (after its exit state has been read). docs/agent.md.
  */
 import Docker from "dockerode";
@@ -28,12 +30,16 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PipeReader, runnerMessages, runtimeHandle } from "./process";
+import { FifoPoller } from "./fifo-poller";
+import { runnerMessages, runtimeHandle } from "./process";
 import { RUNTIMES_DIR, runtimeCommand } from "../runtimes";
+import type { Lang, Resources } from "../protocol/messages";
+import type { FromRunner } from "../protocol/runner";
 import {
   RuntimeStartError,
   describeExit,
   type Backend,
+  type LeftoverRuntime,
   type RuntimeExit,
   type RuntimeHandle,
   type SessionSpec,
@@ -96,6 +102,15 @@ export const LABEL_SESSION = "farlab.session";
 export const LABEL_SPEC_ID = "farlab.session-id";
 export const LABEL_AGENT_ID = "farlab.agent-id";
 export const LABEL_OWNER = "farlab.owner";
+/** What an agent needs to rebuild the session when it adopts the container. */
+export const LABEL_LANG = "farlab.lang";
+export const LABEL_RESOURCES = "farlab.resources";
+export const LABEL_GPUS = "farlab.gpus";
+export const LABEL_REPLICA = "farlab.replica";
+/** In the session's folder: the pid of the agent that holds the container's channel. */
+const AGENT_PID_FILE = "agent.pid";
+/** How long an adopting agent waits for a leftover runtime to reconnect (it tries every 200 ms). */
+const RECONNECT_TIMEOUT_MS = 10_000;
 
 export interface DockerBackendOptions {
   dataDir: string;
@@ -138,19 +153,56 @@ export class DockerBackend implements Backend {
   }
 
   /**
-   * Removes the containers an earlier agent on this data dir left (it was killed, or the host
-   * rebooted): their runtimes' channels died with that agent, so their state cannot be reached.
-   * (Adopting them, with running jobs going on, is not done yet.)
+   * The containers an earlier agent on this data dir left (it was killed, or it crashed): each
+   * whose runtime reconnects to its channel (the runner retries for FARLAB_CHANNEL_RESUME_S) is
+   * adopted; the others (exited, a %map worker, no runner answering, unreadable labels) are
+   * removed. Containers whose agent is still alive (another `serve` on this data dir) are left
+   * alone.
    */
-  async removeLeftovers(): Promise<number> {
+  async adoptLeftovers(): Promise<LeftoverRuntime[]> {
     const leftovers = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_DATA_DIR}=${this.dataDir}`] } });
+    const adopted: LeftoverRuntime[] = [];
     await Promise.all(
       leftovers.map(async (info) => {
-        this.log(`removing container ${info.Id.slice(0, 12)} of session ${info.Labels[LABEL_SESSION] ?? "?"} left by an earlier agent`);
-        await this.docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
+        const labels = info.Labels;
+        const short = info.Id.slice(0, 12);
+        const sessionDir = path.join(this.dataDir, "sessions", labels[LABEL_SPEC_ID] ?? "-");
+        if (agentAlive(sessionDir)) return;
+        const session = labels[LABEL_SESSION] ?? "?";
+        const remove = async (why: string) => {
+          this.log(`removing container ${short} of session ${session} left by an earlier agent: ${why}`);
+          await this.docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
+          removeSessionDirs(sessionDir, labels[LABEL_SPEC_ID]);
+        };
+        let resources: Resources;
+        try {
+          resources = JSON.parse(labels[LABEL_RESOURCES] ?? "") as Resources;
+        } catch {
+          return remove("it has no session settings (made by an older agent)");
+        }
+        const lang = labels[LABEL_LANG] as Lang | undefined;
+        if (info.State !== "running") return remove(`it is ${info.State}`);
+        if (labels[LABEL_REPLICA] || session.includes("/")) return remove("it is a %map worker");
+        if (!lang || !labels[LABEL_SPEC_ID]) return remove("it has no session settings (made by an older agent)");
+        try {
+          const spec = { id: labels[LABEL_SPEC_ID], name: session, lang, resources };
+          const { handle, ready } = await this.connect(this.docker.getContainer(info.Id), spec, info.Image, RECONNECT_TIMEOUT_MS, false);
+          adopted.push({
+            runtime: handle,
+            name: session,
+            lang,
+            resources,
+            owner: labels[LABEL_OWNER],
+            gpuUuids: (labels[LABEL_GPUS] ?? "").split(",").filter(Boolean),
+            resume: ready.resume ?? { jobFirstSeq: 1, lastSeq: 0 },
+          });
+          this.log(`session ${session}: adopted container ${short}`);
+        } catch (e) {
+          await remove((e as Error).message); // connect() has killed it
+        }
       }),
     );
-    return leftovers.length;
+    return adopted;
   }
 
   /** The create options of a session's container (exported for the tests' create-and-inspect). */
@@ -158,10 +210,17 @@ export class DockerBackend implements Backend {
     const runtime = runtimeCommand(spec.lang, { runtimesDir: CONTAINER_RUNTIMES, node: CONTAINER_NODE, python: "python3" });
     // fd 1/2 go to FIFOs in the channel folder that the agent reads (fd-level capture with a
     // synchronous drain, as in the process backend); `exec` leaves the runtime as docker-init's child.
-    const redirect = `exec "$@" >${CONTAINER_CHANNEL_DIR}/${STDOUT_FIFO} 2>${CONTAINER_CHANNEL_DIR}/${STDERR_FIFO}`;
+    // fd 3/4 hold the FIFOs open for reading inside the container too, so a write never fails
+    // (EPIPE) while no agent reads them (between an agent's death and the next one's adoption):
+    // the output waits in the pipe, and the runtime blocks once it is full.
+    const out = `${CONTAINER_CHANNEL_DIR}/${STDOUT_FIFO}`;
+    const err = `${CONTAINER_CHANNEL_DIR}/${STDERR_FIFO}`;
+    const redirect = `exec "$@" 3<>${out} 4<>${err} >${out} 2>${err}`;
     const env: Record<string, string> = {
       ...runtime.env,
       FARLAB_CHANNEL: path.posix.join(CONTAINER_CHANNEL_DIR, CHANNEL_NAME),
+      // The runtime outlives the agent: it reconnects (protocol/runner.ts). %map workers do not.
+      ...(spec.replica ? {} : { FARLAB_CHANNEL_RESUME: "1" }),
       FARLAB_SESSION: spec.name,
       ...spec.env,
     };
@@ -181,6 +240,10 @@ export class DockerBackend implements Backend {
         [LABEL_DATA_DIR]: this.dataDir,
         [LABEL_SESSION]: spec.name,
         [LABEL_SPEC_ID]: spec.id,
+        [LABEL_LANG]: spec.lang,
+        [LABEL_RESOURCES]: JSON.stringify(spec.resources),
+        [LABEL_GPUS]: spec.gpus.map((gpu) => gpu.uuid).join(","),
+        ...(spec.replica ? { [LABEL_REPLICA]: "1" } : {}),
         ...(this.agentId ? { [LABEL_AGENT_ID]: this.agentId } : {}),
         ...(spec.owner ? { [LABEL_OWNER]: spec.owner } : {}),
       },
@@ -214,10 +277,7 @@ export class DockerBackend implements Backend {
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode !== 404) throw new RuntimeStartError(`docker: cannot inspect image ${image}: ${dockerMessage(e)}`);
     }
-    const failed = (e: unknown) =>
-      new RuntimeStartError(
-        `image ${image} not found locally, and pulling it failed (image not found, or registry unreachable): ${dockerMessage(e)}`,
-      );
+    const failed = (e: unknown) => new RuntimeStartError(`image ${image} not found locally, and pulling it failed: ${pullFailure(dockerMessage(e))}`);
     onProgress(`pulling image ${image}`);
     let stream: NodeJS.ReadableStream;
     try {
@@ -235,7 +295,7 @@ export class DockerBackend implements Backend {
         (event: PullEvent) => {
           if (event.error) failure = event.error;
           progress.add(event);
-          if (Date.now() - lastReport >= 1000) {
+          if (progress.layerCount > 0 && Date.now() - lastReport >= 1000) {
             lastReport = Date.now();
             onProgress(progress.describe());
           }
@@ -277,7 +337,8 @@ export class DockerBackend implements Backend {
     try {
       fs.writeFileSync(path.join(context, "Dockerfile"), dockerfile);
       report(`building image for ${what}`);
-      const stream = await this.docker.buildImage({ context, src: ["Dockerfile"] }, { t: tag, labels: { [LABEL_DERIVED]: what } });
+      // forcerm: a failed step's container is removed too (the engine keeps it otherwise).
+      const stream = await this.docker.buildImage({ context, src: ["Dockerfile"] }, { t: tag, labels: { [LABEL_DERIVED]: what }, forcerm: true });
       const error = await new Promise<string | undefined>((resolve) => {
         let failure: string | undefined;
         this.docker.modem.followProgress(
@@ -308,52 +369,71 @@ export class DockerBackend implements Backend {
 
   async startSession(spec: SessionSpec): Promise<RuntimeHandle> {
     const image = await this.sessionImage(spec);
-
     const sessionDir = path.join(this.dataDir, "sessions", spec.id);
     const channelDir = channelFolder(sessionDir, spec.id);
+    fs.mkdirSync(sessionDir, { recursive: true });
     fs.mkdirSync(channelDir, { recursive: true });
-    const socketPath = path.join(channelDir, CHANNEL_NAME);
-    fs.rmSync(socketPath, { force: true });
-    const cleanUp = () => {
-      fs.rmSync(sessionDir, { recursive: true, force: true });
-      fs.rmSync(channelDir, { recursive: true, force: true });
-    };
-
-    const server = net.createServer();
-    server.listen(socketPath);
-    await once(server, "listening");
-    const connection = once(server, "connection") as Promise<[net.Socket]>;
-
+    makeOutputFifos(channelDir);
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer(this.containerOptions(spec, channelDir, image));
     } catch (e) {
-      server.close();
-      cleanUp();
+      removeSessionDirs(sessionDir, spec.id);
       throw new RuntimeStartError(`the ${spec.lang} runtime did not start: docker could not create its container: ${dockerMessage(e)}`);
     }
-    const short = container.id.slice(0, 12);
-    const remove = () => container.remove({ force: true }).catch(() => undefined);
+    const { handle } = await this.connect(container, spec, image, this.startTimeoutMs, true);
+    return handle;
+  }
 
-    const pipes = openOutputFifos(channelDir);
-    const output = new PipeReader(pipes.stdout, pipes.stderr);
+  /**
+   * Listens on the container's channel, opens its output FIFOs, starts it (`start`) or waits for
+   * its runtime to reconnect (an adopted one), and resolves once the runner has said `ready`.
+   * From then on the container is removed (and the session's folders) once it has exited; on
+   * failure it is killed and removed, and the error says why.
+   */
+  private async connect(
+    container: Docker.Container,
+    spec: Pick<SessionSpec, "id" | "name" | "lang" | "resources">,
+    image: string,
+    timeoutMs: number,
+    start: boolean,
+  ): Promise<{ handle: RuntimeHandle; ready: Extract<FromRunner, { type: "ready" }> }> {
+    const sessionDir = path.join(this.dataDir, "sessions", spec.id);
+    const channelDir = channelFolder(sessionDir, spec.id);
+    const short = container.id.slice(0, 12);
+    const socketPath = path.join(channelDir, CHANNEL_NAME);
+    const remove = () => container.remove({ force: true }).catch(() => undefined);
     let outputTail = "";
-    pipes.stderr.on("data", (chunk: Buffer) => {
-      outputTail = (outputTail + chunk.toString("utf8")).slice(-OUTPUT_TAIL_BYTES);
+    const output = new FifoPoller(channelDir, (name, chunk) => {
+      if (name === "stderr") outputTail = (outputTail + chunk.toString("utf8")).slice(-OUTPUT_TAIL_BYTES);
     });
-    const closePipes = () => {
-      output.drain(); // what the runtime wrote last, before the streams go
-      pipes.stdout.destroy();
-      pipes.stderr.destroy();
-    };
+    const closePipes = () => output.close(); // what the runtime wrote last is read first
+    fs.rmSync(socketPath, { force: true });
+    const server = net.createServer();
     try {
-      await container.start();
+      server.listen(socketPath);
+      await once(server, "listening");
+      fs.writeFileSync(path.join(sessionDir, AGENT_PID_FILE), String(process.pid));
     } catch (e) {
       server.close();
       closePipes();
-      await remove();
-      cleanUp();
-      throw new RuntimeStartError(`the ${spec.lang} runtime did not start in container ${short} (${image}): ${dockerMessage(e)}`);
+      if (start) {
+        await remove();
+        removeSessionDirs(sessionDir, spec.id);
+      }
+      throw new RuntimeStartError(`the ${spec.lang} runtime's channel in ${channelDir} cannot be listened on: ${(e as Error).message}`);
+    }
+    const connection = once(server, "connection") as Promise<[net.Socket]>;
+    if (start) {
+      try {
+        await container.start();
+      } catch (e) {
+        server.close();
+        closePipes();
+        await remove();
+        removeSessionDirs(sessionDir, spec.id);
+        throw new RuntimeStartError(`the ${spec.lang} runtime did not start in container ${short} (${image}): ${dockerMessage(e)}`);
+      }
     }
 
     const exited: Promise<RuntimeExit> = container
@@ -370,28 +450,29 @@ export class DockerBackend implements Backend {
         server.close();
         closePipes();
         await remove();
-        cleanUp();
+        removeSessionDirs(sessionDir, spec.id);
       });
 
     const signal = (name: NodeJS.Signals) => {
       container.kill({ signal: name }).catch(() => undefined); // 409: not running any more
     };
+    const what = start ? "did not start" : "could not be adopted";
     const fail = async (why: string): Promise<never> => {
       signal("SIGKILL");
       await exited;
       const tail = outputTail.trim();
-      throw new RuntimeStartError(`the ${spec.lang} runtime did not start in container ${short} (${image}): ${why}${tail ? `\n${tail}` : ""}`);
+      throw new RuntimeStartError(`the ${spec.lang} runtime ${what} in container ${short} (${image}): ${why}${tail ? `\n${tail}` : ""}`);
     };
 
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), this.startTimeoutMs)));
+    const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
     try {
       const first = await Promise.race([
         connection.then(([socket]) => ({ kind: "connected" as const, socket })),
         exited.then((exit) => ({ kind: "exited" as const, exit })),
         timeout.then(() => ({ kind: "timeout" as const })),
       ]);
-      if (first.kind === "timeout") return await fail(`it did not connect to its channel within ${this.startTimeoutMs} ms`);
+      if (first.kind === "timeout") return await fail(`it did not connect to its channel within ${timeoutMs} ms`);
       if (first.kind === "exited") return await fail(`it exited (${describeExit(first.exit)}) before connecting`);
       const socket = first.socket;
       server.close();
@@ -401,31 +482,47 @@ export class DockerBackend implements Backend {
         exited.then((exit) => ({ kind: "exited" as const, exit })),
         timeout.then(() => ({ kind: "timeout" as const })),
       ]);
-      if (ready.kind === "timeout") return await fail(`it did not say ready within ${this.startTimeoutMs} ms`);
+      if (ready.kind === "timeout") return await fail(`it did not say ready within ${timeoutMs} ms`);
       if (ready.kind === "exited") return await fail(`it exited (${describeExit(ready.exit)}) before saying ready`);
       if (ready.message?.type !== "ready") return await fail("its channel closed or it sent something other than `ready` first");
-      this.log(`session ${spec.name}: ${spec.lang} runtime ready in container ${short} (${image})`);
-      return runtimeHandle({ where: `container ${short} (${image}) on ${os.hostname()}`, pid: undefined, output, messages, exited, socket, signal });
+      this.log(`session ${spec.name}: ${spec.lang} runtime ${start ? "ready" : "reconnected"} in container ${short} (${image})`);
+      const where = `container ${short} (${image}) on ${os.hostname()}`;
+      return { handle: runtimeHandle({ where, pid: undefined, output, journalOutputAtOnce: true, messages, exited, socket, signal }), ready: ready.message };
     } finally {
       clearTimeout(timer);
     }
   }
 }
 
-/**
- * The runtime's stdout/stderr FIFOs, opened for reading before the container starts. They are
- * opened read-write, so the read side never sees end-of-file while no writer is attached (before
- * the runtime opens them, or between runtimes); the caller destroys them after the exit.
- */
-function openOutputFifos(channelDir: string): { stdout: net.Socket; stderr: net.Socket } {
-  const open = (name: string) => {
+/** Whether the agent that holds a session's channel (its pid file) is alive (and not this one). */
+function agentAlive(sessionDir: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(path.join(sessionDir, AGENT_PID_FILE), "utf8"));
+  } catch {
+    return false;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function removeSessionDirs(sessionDir: string, id: string | undefined): void {
+  if (id) fs.rmSync(channelFolder(sessionDir, id), { recursive: true, force: true });
+  fs.rmSync(sessionDir, { recursive: true, force: true });
+}
+
+/** A new session's stdout/stderr FIFOs in its channel folder. */
+function makeOutputFifos(channelDir: string): void {
+  for (const name of [STDOUT_FIFO, STDERR_FIFO]) {
     const fifo = path.join(channelDir, name);
     fs.rmSync(fifo, { force: true });
     execFileSync("mkfifo", ["-m", "0666", fifo]);
-    const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
-    return new net.Socket({ fd, readable: true, writable: false });
-  };
-  return { stdout: open(STDOUT_FIFO), stderr: open(STDERR_FIFO) };
+  }
 }
 
 /** The channel's folder: in the session's folder, or in /tmp when that path is too long for a socket. */
@@ -438,7 +535,7 @@ function channelFolder(sessionDir: string, id: string): string {
  * A container's exit as a RuntimeExit: tini exits 128+N when the runtime died of signal N; a
  * kill by the kernel's OOM killer carries an error that names the limit.
  */
-function containerExit(code: number | null, oomKilled: boolean, spec: SessionSpec): RuntimeExit {
+function containerExit(code: number | null, oomKilled: boolean, spec: Pick<SessionSpec, "lang" | "resources">): RuntimeExit {
   const signalName =
     code !== null && code > 128 ? (Object.entries(os.constants.signals).find(([, n]) => n === code - 128)?.[0] as NodeJS.Signals | undefined) : undefined;
   const exit: RuntimeExit = signalName ? { code: null, signal: signalName } : { code, signal: null };
@@ -481,6 +578,11 @@ export class PullProgress {
     this.layers.set(event.id, layer);
   }
 
+  /** Layers seen so far (none before the engine has read the manifest). */
+  get layerCount(): number {
+    return this.layers.size;
+  }
+
   describe(): string {
     const all = [...this.layers.values()];
     const done = all.filter((l) => l.done).length;
@@ -489,6 +591,17 @@ export class PullProgress {
     const total = all.reduce((sum, l) => sum + l.total, 0);
     return `pulling image ${this.image}: ${done}/${all.length} layers${total > 0 ? `, ${mb(current)}/${mb(total)} MB` : ""}`;
   }
+}
+
+/** Why a pull failed, in words, from the engine's message (which follows). */
+export function pullFailure(message: string): string {
+  if (/manifest unknown|not found|repository does not exist|pull access denied|name unknown/i.test(message)) {
+    return `the registry has no such image (or it needs a \`docker login\`): ${message}`;
+  }
+  if (/connection refused|no such host|dial tcp|i\/o timeout|network is unreachable|TLS|certificate|server gave HTTP response/i.test(message)) {
+    return `the registry is unreachable: ${message}`;
+  }
+  return message;
 }
 
 function dockerMessage(e: unknown): string {

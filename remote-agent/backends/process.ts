@@ -170,7 +170,9 @@ function gpuEnvironment(spec: SessionSpec): Record<string, string> {
 export function runtimeHandle(parts: {
   where: string;
   pid: number | undefined;
-  output: PipeReader;
+  output: OutputSource;
+  /** See RuntimeHandle.journalOutputAtOnce. */
+  journalOutputAtOnce?: boolean;
   messages: AsyncIterable<FromRunner>;
   exited: Promise<RuntimeExit>;
   socket: net.Socket;
@@ -180,6 +182,7 @@ export function runtimeHandle(parts: {
   return {
     where: parts.where,
     pid: parts.pid,
+    journalOutputAtOnce: parts.journalOutputAtOnce,
     onOutput: (listener) => output.listen(listener),
     drainOutput: () => output.drain(),
     pauseOutput: () => output.pause(),
@@ -212,13 +215,22 @@ export async function* runnerMessages(socket: net.Socket, log: (line: string) =>
   }
 }
 
+/** Where a runtime's fd 1/2 output comes from (PipeReader here, FifoPoller for containers). */
+export interface OutputSource {
+  listen(listener: OutputListener): void;
+  /** Synchronously delivers what the pipes hold now; false where it cannot. */
+  drain(): boolean;
+  pause(): void;
+  resume(): void;
+}
+
 /**
  * The runtime's stdout/stderr pipes: chunks go to one listener (held until it is set), from
  * libuv's reads as they come, or from a synchronous read of what is already in the pipe (drain).
  * Reading the pipe's descriptor directly is safe beside libuv: it is non-blocking, and libuv
  * just finds it empty (EAGAIN) afterwards.
  */
-export class PipeReader {
+export class PipeReader implements OutputSource {
   private listener?: OutputListener;
   private held: Array<[name: "stdout" | "stderr", chunk: Buffer]> = [];
   private readonly buffer = Buffer.alloc(64 * 1024);

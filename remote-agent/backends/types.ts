@@ -5,7 +5,7 @@
  * process, a container (docker) or a cluster allocation (slurm).
  */
 import type { Lang, Resources } from "../protocol/messages";
-import type { FromRunner, ToRunner } from "../protocol/runner";
+import type { FromRunner, ResumeInfo, ToRunner } from "../protocol/runner";
 import type { GpuDevice } from "../gpu/inventory";
 import type { VolumeMount } from "../volumes/store";
 
@@ -26,6 +26,11 @@ export interface SessionSpec {
   mounts?: VolumeMount[];
   /** The user the session belongs to (the Docker backend labels its container with it). */
   owner?: string;
+  /**
+   * A %map worker (Session.startReplica): it lives and dies with its map, so its channel is not
+   * resumable and an agent that starts does not adopt it.
+   */
+  replica?: boolean;
   /** Progress of a slow start (an image pull), for the cell that waits: "pulling X: 2/5 layers". */
   onStatus?: (text: string) => void;
 }
@@ -60,6 +65,13 @@ export interface RuntimeHandle {
    */
   drainOutput(): boolean;
   /**
+   * The output is read only when the session can journal it at once (the Docker backend polls
+   * its FIFOs): the session then journals each delivery without coalescing it with later output,
+   * so nothing read is lost if the agent is killed (what is not read yet waits in the pipe for
+   * the next agent). Absent: output is read as it comes and coalesced for up to 20 ms.
+   */
+  readonly journalOutputAtOnce?: boolean;
+  /**
    * Back-pressure: stop reading the output pipes (the runtime blocks on write once they are
    * full) until resumeOutput. Optional: a backend without it is read as fast as it writes.
    */
@@ -82,6 +94,25 @@ export interface Backend {
   readonly name: string;
   /** Starts a runtime and resolves once it has said `ready`; rejects with a message users can read. */
   startSession(spec: SessionSpec): Promise<RuntimeHandle>;
+  /**
+   * At the agent's start: the runtimes an earlier agent on this data dir left running (it was
+   * killed) whose runners reconnected, each waiting for the agent's `resume`; the ones that
+   * cannot be taken over are removed. Absent: runtimes die with their agent (process backend).
+   */
+  adoptLeftovers?(): Promise<LeftoverRuntime[]>;
+}
+
+/** A runtime of an earlier agent, reconnected (Backend.adoptLeftovers). */
+export interface LeftoverRuntime {
+  runtime: RuntimeHandle;
+  /** The session it was started for (SessionSpec). */
+  name: string;
+  lang: Lang;
+  resources: Resources;
+  owner?: string;
+  gpuUuids: string[];
+  /** What the runner said when it reconnected: its job, and the seqs to resume from. */
+  resume: ResumeInfo;
 }
 
 export class RuntimeStartError extends Error {

@@ -75,6 +75,16 @@ export class GpuAllocator {
     });
   }
 
+  /**
+   * Marks GPUs as held by `session` without waiting: a runtime an agent adopts from its dead
+   * predecessor (Docker backend) keeps the devices its container has. Unknown UUIDs are skipped.
+   */
+  claim(session: string, uuids: string[]): GpuDevice[] {
+    const devices = this.inventory.filter((gpu) => uuids.includes(gpu.uuid));
+    for (const gpu of devices) this.held.set(gpu.uuid, session);
+    return devices;
+  }
+
   release(session: string): void {
     let changed = false;
     for (const [uuid, holder] of this.held) {

@@ -6,6 +6,16 @@
  * messages so that they stay in order with displays. Interrupt is SIGINT to the process group.
  *
  * The Python runner (runtimes/python/farlab_runner.py) implements the same messages by hand.
+ *
+ * Resumable channels (FARLAB_CHANNEL_RESUME=1, set by the Docker backend, whose runtimes outlive
+ * the agent): the runner numbers every message after `ready` (`seq` 1, 2, ...) and keeps each
+ * until the agent acknowledges it (`ack`: everything up to `seq` is in the journal, or was not
+ * meant for one). When the channel drops it keeps running, queues what it sends, and connects
+ * again every RECONNECT_INTERVAL until FARLAB_CHANNEL_RESUME_S seconds have passed (then it
+ * exits). On reconnect it says `ready` with `resume` (its job, the seq of that job's first
+ * message, its last seq); the agent answers `resume` with the last seq it has journalled, and
+ * the runner sends again, in order, every message after that one. So each message lands in the
+ * journal once even when an agent dies between reading it and journalling it.
  */
 export type ToRunner =
   | {
@@ -27,7 +37,24 @@ export type ToRunner =
       /** A result larger than this as JSON becomes that item's error (ResultTooLarge). */
       maxResultBytes: number;
     }
-  | { type: "shutdown" };
+  | { type: "shutdown" }
+  /** Resumable channels: messages up to `seq` are journalled (or not journal-bound); drop them. */
+  | { type: "ack"; seq: number }
+  /** Resumable channels, after a reconnect: send again every message with seq > `after`. */
+  | { type: "resume"; after: number };
+
+/** How often a resumable runner tries to connect again after its channel dropped. */
+export const RECONNECT_INTERVAL_MS = 200;
+
+/** What a runner that reconnected says in its `ready`. */
+export interface ResumeInfo {
+  /** The job it last ran (or runs), if any. */
+  job?: string;
+  /** The seq of the first message it sent for that job. */
+  jobFirstSeq: number;
+  /** The seq of the last message it sent. */
+  lastSeq: number;
+}
 
 /** An input of a batch whose call raised. */
 export interface MapItemFailure {
@@ -37,8 +64,9 @@ export interface MapItemFailure {
   traceback: string[];
 }
 
-export type FromRunner =
-  | { type: "ready"; pid: number; lang: "ts" | "python" | "sh" }
+/** Every message after `ready` carries `seq` on a resumable channel. */
+export type FromRunner = (
+  | { type: "ready"; pid: number; lang: "ts" | "python" | "sh"; resume?: ResumeInfo }
   | { type: "stream"; id: string; name: "stdout" | "stderr"; text: string }
   | { type: "display"; id: string; data: Record<string, unknown>; metadata: Record<string, unknown>; displayId?: string }
   | { type: "update_display"; id: string; data: Record<string, unknown>; metadata: Record<string, unknown>; displayId: string }
@@ -71,4 +99,5 @@ export type FromRunner =
       fnError?: { ename: string; evalue: string };
       /** SIGINT stopped the batch: items absent from `results` did not finish. */
       interrupted?: boolean;
-    };
+    }
+) & { seq?: number };

@@ -22,10 +22,11 @@ export class ListeningAgent {
     readonly log: () => string,
   ) {}
 
-  static async start(options: { dataDir?: string; args?: string[] } = {}): Promise<ListeningAgent> {
+  /** `listen`: a fixed tcp://127.0.0.1:PORT (an agent restarted on the same port); default port 0. */
+  static async start(options: { dataDir?: string; args?: string[]; listen?: string } = {}): Promise<ListeningAgent> {
     const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "farlab-zmq-agent-"));
     const serverKey = agentCommand(dataDir, ["keys"]).trim();
-    const child = spawn(process.execPath, [AGENT_CLI, "serve", "--listen", "tcp://127.0.0.1:0", "--data-dir", dataDir, ...(options.args ?? [])], {
+    const child = spawn(process.execPath, [AGENT_CLI, "serve", "--listen", options.listen ?? "tcp://127.0.0.1:0", "--data-dir", dataDir, ...(options.args ?? [])], {
       env: { FARLAB_AGENT_BACKEND: "process", ...process.env }, // with dockerd up, auto = docker
       stdio: ["pipe", "pipe", "pipe"],
     });

@@ -12,17 +12,27 @@
  * The worker flushes coalesced stream text before every other message, so order is kept.
  */
 import { Worker } from "node:worker_threads";
-import type { FromRunner, ToRunner } from "../../protocol/runner";
+import { RECONNECT_INTERVAL_MS, type FromRunner, type ToRunner } from "../../protocol/runner";
 
 /** A message as the runtime code writes it: the channel adds the running job's id. */
 export type Outgoing = FromRunner extends infer M ? (M extends { id: string } ? Omit<M, "id"> : M) : never;
 
-type ToWorker = { kind: "send"; message: FromRunner } | { kind: "stream"; id: string; name: "stdout" | "stderr"; text: string } | { kind: "close" };
+type ToWorker =
+  | { kind: "send"; message: FromRunner }
+  | { kind: "stream"; id: string; name: "stdout" | "stderr"; text: string }
+  | { kind: "job"; id: string }
+  | { kind: "close" };
 type FromWorker = { kind: "connected" } | { kind: "error"; message: string } | { kind: "message"; message: ToRunner } | { kind: "end" } | { kind: "closed" };
 
 /**
  * The worker's code. It runs from source text (`eval: true`), so it must not use anything from
- * the bundle's scope: everything it needs comes from require().
+ * the bundle's scope: everything it needs comes from require() and workerData.
+ *
+ * Resumable channels (workerData.resumable; ../../protocol/runner.ts): messages after `ready`
+ * are numbered and kept until the agent's `ack`; when the socket closes the worker connects
+ * again every reconnectMs until resumeForMs have passed, says `ready` with `resume`, and on the
+ * agent's `resume` sends again the messages after the one it names. While the channel is down
+ * messages are only kept (resume sends them), so each goes out once per connection.
  */
 function channelWorker(): void {
   /* eslint-disable @typescript-eslint/no-require-imports */
@@ -31,12 +41,31 @@ function channelWorker(): void {
   const FLUSH_INTERVAL_MS = 50;
   const MAX_BUFFER = 64 * 1024;
   const port = parentPort!;
-  const socket = net.createConnection(workerData.path as string);
+  const socketPath = workerData.path as string;
+  const resumable = Boolean(workerData.resumable);
   type Buffered = { id: string; parts: string[]; size: number; timer?: NodeJS.Timeout };
   const streams: Record<string, Buffered | undefined> = {};
   const lastSent: Record<string, number> = {};
+  let socket: import("node:net").Socket;
+  /** Connected, and (after a reconnect) resumed: messages may go out. */
+  let up = false;
+  let closing = false;
+  let seq = 0;
+  let jobId: string | undefined;
+  let jobFirstSeq = 1;
+  let ready: Record<string, unknown> | undefined;
+  const unacked: Array<[number, string]> = [];
 
-  const write = (message: unknown) => socket.write(JSON.stringify(message) + "\n");
+  const write = (message: Record<string, unknown>) => {
+    if (!resumable) {
+      socket.write(JSON.stringify(message) + "\n");
+      return;
+    }
+    seq++;
+    const line = JSON.stringify({ seq, ...message }) + "\n";
+    unacked.push([seq, line]);
+    if (up) socket.write(line);
+  };
   const flush = (name: string) => {
     const buffered = streams[name];
     if (!buffered) return;
@@ -50,20 +79,74 @@ function channelWorker(): void {
     flush("stderr");
   };
 
-  socket.once("connect", () => port.postMessage({ kind: "connected" }));
-  socket.on("error", (error) => port.postMessage({ kind: "error", message: error.message }));
-  socket.on("end", () => port.postMessage({ kind: "end" }));
-  let pending = "";
-  socket.setEncoding("utf8");
-  socket.on("data", (chunk: string) => {
-    pending += chunk;
-    let newline: number;
-    while ((newline = pending.indexOf("\n")) >= 0) {
-      const line = pending.slice(0, newline).trim();
-      pending = pending.slice(newline + 1);
-      if (line) port.postMessage({ kind: "message", message: JSON.parse(line) });
+  const onControl = (message: { type: string; seq?: number; after?: number }): boolean => {
+    if (!resumable) return false;
+    if (message.type === "ack") {
+      while (unacked.length > 0 && unacked[0][0] <= (message.seq ?? 0)) unacked.shift();
+      return true;
     }
+    if (message.type === "resume") {
+      for (const [n, line] of unacked) if (n > (message.after ?? 0)) socket.write(line);
+      up = true;
+      return true;
+    }
+    return false;
+  };
+
+  const reconnect = () => {
+    const deadline = Date.now() + Number(workerData.resumeForMs);
+    const attempt = () => {
+      if (Date.now() > deadline) return port.postMessage({ kind: "end" });
+      const fresh = net.createConnection(socketPath);
+      fresh.once("error", () => setTimeout(attempt, Number(workerData.reconnectMs)));
+      fresh.once("connect", () => {
+        fresh.removeAllListeners("error");
+        use(fresh);
+        const resume = { ...(jobId ? { job: jobId } : {}), jobFirstSeq, lastSeq: seq };
+        fresh.write(JSON.stringify({ ...ready, resume }) + "\n");
+      });
+    };
+    setTimeout(attempt, Number(workerData.reconnectMs));
+  };
+
+  const use = (fresh: import("node:net").Socket) => {
+    socket = fresh;
+    let pending = "";
+    fresh.setEncoding("utf8");
+    fresh.on("error", (error) => {
+      if (!resumable) port.postMessage({ kind: "error", message: error.message });
+    });
+    fresh.on("end", () => {
+      if (!resumable) port.postMessage({ kind: "end" });
+    });
+    fresh.on("close", () => {
+      if (!resumable || closing || socket !== fresh || ready === undefined) return; // never up: connect() failed
+      up = false;
+      reconnect();
+    });
+    fresh.on("data", (chunk: string) => {
+      pending += chunk;
+      let newline: number;
+      while ((newline = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, newline).trim();
+        pending = pending.slice(newline + 1);
+        if (!line) continue;
+        const message = JSON.parse(line);
+        if (!onControl(message)) port.postMessage({ kind: "message", message });
+      }
+    });
+  };
+
+  const first = net.createConnection(socketPath);
+  first.once("connect", () => {
+    up = true;
+    port.postMessage({ kind: "connected" });
   });
+  first.once("error", (error) => {
+    if (!up) port.postMessage({ kind: "error", message: error.message });
+  });
+  use(first);
+
   port.on("message", (message: ToWorker) => {
     if (message.kind === "stream") {
       let buffered = streams[message.name];
@@ -77,11 +160,19 @@ function channelWorker(): void {
       const quiet = Date.now() - (lastSent[message.name] ?? 0) >= FLUSH_INTERVAL_MS;
       if (buffered.size >= MAX_BUFFER || (quiet && message.text.includes("\n"))) flush(message.name);
       else if (!buffered.timer) buffered.timer = setTimeout(() => flush(message.name), FLUSH_INTERVAL_MS);
+    } else if (message.kind === "job") {
+      flushAll(); // the previous job's text goes before the new job's first message
+      jobId = message.id;
+      jobFirstSeq = seq + 1;
     } else if (message.kind === "send") {
       flushAll();
-      write(message.message);
+      if (message.message.type === "ready") {
+        ready = message.message; // unnumbered; said again (with resume) after a reconnect
+        socket.write(JSON.stringify(ready) + "\n");
+      } else write(message.message);
     } else {
       flushAll();
+      closing = true;
       socket.end(() => port.postMessage({ kind: "closed" }));
     }
   });
@@ -102,7 +193,13 @@ export class RunnerChannel {
   }
 
   static connect(path: string): Promise<RunnerChannel> {
-    const worker = new Worker(`(${channelWorker.toString()})()`, { eval: true, workerData: { path } });
+    const workerData = {
+      path,
+      resumable: process.env.FARLAB_CHANNEL_RESUME === "1",
+      reconnectMs: RECONNECT_INTERVAL_MS,
+      resumeForMs: Number(process.env.FARLAB_CHANNEL_RESUME_S ?? "600") * 1000,
+    };
+    const worker = new Worker(`(${channelWorker.toString()})()`, { eval: true, workerData });
     return new Promise((resolve, reject) => {
       const onFirst = (event: FromWorker) => {
         worker.off("message", onFirst);
@@ -116,6 +213,7 @@ export class RunnerChannel {
 
   setJob(id: string): void {
     this.jobId = id;
+    this.worker.postMessage({ kind: "job", id } satisfies ToWorker);
   }
 
   send(message: Outgoing): void {

@@ -24,7 +24,21 @@ function failBatch(channel: RunnerChannel, message: MapBatch, ename: string, eva
   channel.send({ type: "map_results", batch: message.batch, indices: [], values: [], errors: [], elapsedMs: 0, fnError: { ename, evalue } });
 }
 
+/**
+ * fd 1/2 blocking, as in any program writing to a pipe: Node makes them non-blocking when it
+ * first touches process.stdout/stderr, and the runner's own output goes over the channel anyway,
+ * while fd 1/2 are shared with cell code (fs.writeSync(1)) and child processes (stdio inherit),
+ * which would get EAGAIN instead of waiting whenever the agent reads slower than they write (a
+ * full pipe: back-pressure, or no agent between a kill and the next one's adoption).
+ */
+function blockingStdio(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    (stream as unknown as { _handle?: { setBlocking?: (blocking: boolean) => unknown } })._handle?.setBlocking?.(true);
+  }
+}
+
 async function main(): Promise<void> {
+  blockingStdio();
   const lang = parseLang(process.argv.slice(2));
   const channelPath = process.env.FARLAB_CHANNEL;
   if (!channelPath) {

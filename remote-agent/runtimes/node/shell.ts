@@ -29,9 +29,12 @@ export class ShellSession {
   constructor(private readonly channel: RunnerChannel) {
     // The agent signals the whole process group; bash gets it too. Forward it in case only the
     // runner was signalled, and never let SIGINT end the runner.
+    // A SIGINT handled after bash has exited (the group's signal ended bash first, and Node runs
+    // signal handlers asynchronously) is ignored: it must not mark the next cell interrupted.
     process.on("SIGINT", () => {
+      if (!this.child) return;
       this.interrupted = true;
-      this.child?.kill("SIGINT");
+      this.child.kill("SIGINT");
     });
   }
 

@@ -39,7 +39,7 @@ def main():
     signal.signal(signal.SIGINT, _on_sigint)
     _streams.install()
     namespace = _execute.Namespace()
-    _channel.emit({"type": "ready", "pid": os.getpid(), "lang": "python"}, flush_streams=False)
+    _channel.say_ready({"type": "ready", "pid": os.getpid(), "lang": "python"})
     while True:
         try:
             message = inbox.get()

@@ -100,25 +100,29 @@ test("errors: TypeScriptError for type errors, the thrown error's name otherwise
   assert.deepEqual(resultText((await executor.execute("a").done).outputs), ["21"]);
 });
 
-test("SIGINT stops `while (true) {}`: InterruptError, then interrupted, and earlier state is kept", async () => {
+/**
+ * Runs a cell that prints `marker` and then blocks, sends SIGINT once it has printed, and waits
+ * for both the cell's end and the executor's `interrupted`; the cell's outcome.
+ */
+async function interruptOncePrinted(code: string, marker: string): Promise<ExecuteOutcome> {
   const before = interruptedCount(executor);
-  const { id, done } = executor.execute("console.log('spinning');\nwhile (true) {}");
-  await executor.printed(id, "spinning");
+  const { id, done } = executor.execute(code);
+  await executor.printed(id, marker);
   executor.child.kill("SIGINT");
   const { outcome } = await done;
-  assert.deepEqual(outcome, { status: "error", ename: "InterruptError", evalue: "Interrupted by the user", traceback: ["InterruptError: Interrupted by the user"] });
   await executor.waitFor((m): m is FromExecutor => m.type === "interrupted" && interruptedCount(executor) > before);
+  return outcome;
+}
+
+test("SIGINT stops `while (true) {}`: InterruptError, then interrupted, and earlier state is kept", async () => {
+  const outcome = await interruptOncePrinted("console.log('spinning');\nwhile (true) {}", "spinning");
+  assert.deepEqual(outcome, { status: "error", ename: "InterruptError", evalue: "Interrupted by the user", traceback: ["InterruptError: Interrupted by the user"] });
   assert.deepEqual(resultText((await executor.execute("a + 1").done).outputs), ["22"]);
 });
 
 test("SIGINT ends `await new Promise(() => {})` the same way", async () => {
-  const before = interruptedCount(executor);
-  const { id, done } = executor.execute("console.log('waiting');\nawait new Promise(() => {});");
-  await executor.printed(id, "waiting");
-  executor.child.kill("SIGINT");
-  const { outcome } = await done;
+  const outcome = await interruptOncePrinted("console.log('waiting');\nawait new Promise(() => {});", "waiting");
   assert.equal(outcome.status === "error" && outcome.ename, "InterruptError");
-  await executor.waitFor((m): m is FromExecutor => m.type === "interrupted" && interruptedCount(executor) > before);
   assert.deepEqual(resultText((await executor.execute("a * 3").done).outputs), ["63"]);
 });
 

@@ -92,6 +92,15 @@ function malformedHeader(random: () => number, index: number): Buffer {
   }
 }
 
+/** The agent still serves a normal client after the fuzzing: a shell cell runs and its output comes back. */
+async function assertStillServes(client: AgentClient): Promise<void> {
+  const stream = await client.run({ session: { lang: "sh", resources: {}, fresh: false }, code: "echo still-serving" });
+  let text = "";
+  for await (const { event } of stream) if (event.kind === "stream") text += event.text;
+  assert.equal(text, "still-serving\n");
+  client.close();
+}
+
 /** A frame of the stdio framing with a raw header: [u32 header length][u32 payload length][header][payload]. */
 function rawFrame(header: Buffer, payload: Buffer): Buffer {
   const prefix = Buffer.alloc(8);
@@ -146,11 +155,7 @@ test(`stdio framing: ${PER_FRAMING} malformed frames each get an error reply, th
     // The same agent, on the same stream, still serves a normal client.
     const client = new AgentClient(async () => new StreamTransport(child.stdout, child.stdin), { name: "after-fuzz", reconnectAttempts: 0 });
     child.stdout.removeAllListeners("data");
-    const stream = await client.run({ session: { lang: "sh", resources: {}, fresh: false }, code: "echo still-serving" });
-    let text = "";
-    for await (const { event } of stream) if (event.kind === "stream") text += event.text;
-    assert.equal(text, "still-serving\n");
-    client.close();
+    await assertStillServes(client);
   } finally {
     child.stdin.end();
     child.kill("SIGTERM");
@@ -196,11 +201,7 @@ test(`ZeroMQ multipart: ${PER_FRAMING} malformed messages from an authorized cli
       name: "good",
       reconnectAttempts: 0,
     });
-    const stream = await client.run({ session: { lang: "sh", resources: {}, fresh: false }, code: "echo still-serving" });
-    let text = "";
-    for await (const { event } of stream) if (event.kind === "stream") text += event.text;
-    assert.equal(text, "still-serving\n");
-    client.close();
+    await assertStillServes(client);
   } finally {
     fuzzer.close();
     await agent.stop();

@@ -18,6 +18,19 @@ export function labelsOf(spec: MagicSpec): string[] {
   return [magicLabel(spec.name, spec.kind === "cell")];
 }
 
+/**
+ * A spec's `subcommands` and `usage` from its table of subcommands (name -> { usage }), so the
+ * synopsis ("create NAME | list | ...") lists exactly the subcommands the parser accepts.
+ */
+export function subcommandSpec(table: Readonly<Record<string, { usage: string }>>): Required<Pick<MagicSpec, "subcommands" | "usage">> {
+  return {
+    subcommands: Object.keys(table),
+    usage: Object.values(table)
+      .map((subcommand) => subcommand.usage)
+      .join(" | "),
+  };
+}
+
 /** `%map FN INPUTS [options] [-i NAMES] [-o NAME]` */
 export function usageLine(spec: MagicSpec, isCell: boolean): string {
   const parts = [magicLabel(spec.name, isCell)];

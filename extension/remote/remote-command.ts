@@ -5,7 +5,7 @@
  */
 import type { GpuInfo, JobInfo, SessionInfo } from "../../remote-agent/protocol/messages";
 import { MagicUsageError } from "../magics/errors";
-import { PlainText } from "../magics/help";
+import { PlainText, subcommandSpec } from "../magics/help";
 import type { FlagSpec, MagicContext, MagicHandler, OptionSpec, ParsedMagic } from "../magics/types";
 import type { AgentClient } from "./agent-client";
 import { agents, LOCAL_AGENT, type AgentRegistry } from "./agents";
@@ -63,10 +63,7 @@ export function createRemoteCommandMagic(registry: AgentRegistry = agents, defau
       name: "remote",
       kind: "line",
       help: "agents, sessions, jobs and notebook-wide %%remote defaults",
-      subcommands: Object.keys(subcommands),
-      usage: Object.values(subcommands)
-        .map((s) => s.usage)
-        .join(" | "),
+      ...subcommandSpec(subcommands),
       positionals: [1, 2],
       options: [...REMOTE_OPTIONS, ...CONNECT_OPTIONS],
       flags: [...REMOTE_FLAGS, ...CONNECT_FLAGS],

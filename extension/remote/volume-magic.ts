@@ -16,7 +16,7 @@ import type { VolumeEntry } from "../../remote-agent/protocol/messages";
 import { VOLUME_NAME } from "../../remote-agent/volumes/paths";
 import { formatBytes } from "../../kernel/display/progress";
 import { MagicUsageError } from "../magics/errors";
-import { PlainText } from "../magics/help";
+import { PlainText, subcommandSpec } from "../magics/help";
 import type { MagicContext, MagicHandler, ParsedMagic } from "../magics/types";
 import type { AgentClient } from "./agent-client";
 import { agents, type AgentRegistry } from "./agents";
@@ -117,10 +117,7 @@ export function createVolumeMagic(registry: AgentRegistry = agents): MagicHandle
       name: "volume",
       kind: "line",
       help: "persistent named volumes on an agent: create, list, ls, put, get, rm, delete",
-      subcommands: Object.keys(SUBCOMMANDS),
-      usage: Object.values(SUBCOMMANDS)
-        .map((s) => s.usage)
-        .join(" | "),
+      ...subcommandSpec(SUBCOMMANDS),
       positionals: [1, 4],
       options: [{ name: "agent", type: { kind: "string" }, help: "agent whose volumes to use; default: the default agent" }],
       flags: [

@@ -30,6 +30,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { heldByAnotherLiveProcess } from "../agent/pid-file";
 import { FifoPoller } from "./fifo-poller";
 import { runnerMessages, runtimeHandle } from "./process";
 import { RUNTIMES_DIR, runtimeCommand } from "../runtimes";
@@ -496,19 +497,7 @@ export class DockerBackend implements Backend {
 
 /** Whether the agent that holds a session's channel (its pid file) is alive (and not this one). */
 function agentAlive(sessionDir: string): boolean {
-  let pid: number;
-  try {
-    pid = Number(fs.readFileSync(path.join(sessionDir, AGENT_PID_FILE), "utf8"));
-  } catch {
-    return false;
-  }
-  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
+  return heldByAnotherLiveProcess(path.join(sessionDir, AGENT_PID_FILE));
 }
 
 function removeSessionDirs(sessionDir: string, id: string | undefined): void {

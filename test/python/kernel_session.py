@@ -7,6 +7,7 @@ without waiting and then look at each one's reply and outputs independently.
 import os
 import queue
 import time
+import unittest
 from collections import defaultdict
 
 from jupyter_client.manager import start_new_kernel
@@ -42,17 +43,7 @@ class KernelSession:
 
     def reply(self, msg_id, timeout=TIMEOUT):
         """The shell reply to request msg_id (other replies read meanwhile are kept)."""
-        deadline = time.monotonic() + timeout
-        while msg_id not in self.shell_replies:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no shell reply to {msg_id} within {timeout}s")
-            try:
-                msg = self.kc.get_shell_msg(timeout=remaining)
-            except queue.Empty:
-                continue
-            self.shell_replies[parent_id(msg)] = msg
-        return self.shell_replies[msg_id]
+        return self._await_reply("shell", self.kc.get_shell_msg, self.shell_replies, msg_id, timeout)
 
     def drain_shell(self, timeout):
         """Read shell replies for up to `timeout` seconds (for asserting that none came)."""
@@ -129,14 +120,65 @@ class KernelSession:
         return msg["header"]["msg_id"]
 
     def control_reply(self, msg_id, timeout=TIMEOUT):
+        """The control reply to request msg_id (other replies read meanwhile are kept)."""
+        return self._await_reply("control", self.kc.get_control_msg, self.control_replies, msg_id, timeout)
+
+    # ---- replies -----------------------------------------------------------------------
+
+    @staticmethod
+    def _await_reply(channel, get_msg, replies, msg_id, timeout):
+        """Read `channel` with get_msg, filing every reply in `replies` by its request, until the
+        reply to msg_id is there."""
         deadline = time.monotonic() + timeout
-        while msg_id not in self.control_replies:
+        while msg_id not in replies:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no control reply to {msg_id} within {timeout}s")
+                raise AssertionError(f"no {channel} reply to {msg_id} within {timeout}s")
             try:
-                msg = self.kc.get_control_msg(timeout=remaining)
+                msg = get_msg(timeout=remaining)
             except queue.Empty:
                 continue
-            self.control_replies[parent_id(msg)] = msg
-        return self.control_replies[msg_id]
+            replies[parent_id(msg)] = msg
+        return replies[msg_id]
+
+
+class SharedKernel:
+    """One KernelSession for every test of a module (start-up is the slow part).
+
+    A test module writes
+
+        KERNEL = SharedKernel()
+        setUpModule, tearDownModule = KERNEL.start, KERNEL.close
+
+    and its tests use KERNEL like the KernelSession it holds (run, execute, kc, km, ...).
+    """
+
+    def __init__(self):
+        self.session = None
+
+    def start(self):
+        self.session = KernelSession()
+
+    def close(self):
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def __getattr__(self, name):
+        # Only reached for what SharedKernel itself does not have: the session's attributes.
+        if self.session is None:
+            raise AttributeError(f"no kernel to give {name!r}: SharedKernel.start() runs in setUpModule")
+        return getattr(self.session, name)
+
+
+class KernelTestCase(unittest.TestCase):
+    """A TestCase whose tests share one KernelSession, self.k, started for the class (a kernel of
+    its own: state other classes left behind cannot reach it) and closed after it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.k = KernelSession()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.k.close()

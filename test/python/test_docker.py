@@ -11,19 +11,11 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_session import KernelSession  # noqa: E402
+from kernel_session import SharedKernel  # noqa: E402
 
 IMAGE = os.environ.get("FARLAB_DOCKER_IMAGE", "farlab-test:latest")
-KERNEL = None
-
-
-def setUpModule():
-    global KERNEL
-    KERNEL = KernelSession()
-
-
-def tearDownModule():
-    KERNEL.close()
+KERNEL = SharedKernel()
+setUpModule, tearDownModule = KERNEL.start, KERNEL.close
 
 
 def stream_text(outputs, name="stdout"):

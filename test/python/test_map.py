@@ -14,7 +14,6 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_remote  # noqa: E402  (H7's helpers: ok / fails / value on one shared kernel)
-from kernel_session import KernelSession  # noqa: E402
 from test_remote import describe, of_type, stream_text  # noqa: E402
 
 TMP = os.environ.get("FARLAB_TEST_TMP", "/tmp")
@@ -67,12 +66,8 @@ def slow(x):
 """
 
 
-def setUpModule():
-    test_remote.KERNEL = KernelSession()
-
-
-def tearDownModule():
-    test_remote.KERNEL.close()
+# test_remote's helpers (ok / fails / value) run on its shared kernel: this module starts and closes it.
+setUpModule, tearDownModule = test_remote.KERNEL.start, test_remote.KERNEL.close
 
 
 def bar_texts(outputs):

@@ -9,7 +9,7 @@ import uuid
 import zmq
 from jupyter_client.session import Session
 
-from kernel_session import TIMEOUT, KernelSession
+from kernel_session import TIMEOUT, KernelTestCase
 
 # The stdin helper of local cells: a global `input(prompt?, { password? })` returning a promise,
 # like Python's input() (kernel/executor/farlab-typings.ts declares it).
@@ -22,16 +22,8 @@ def error_of(outputs):
     return errors[0]
 
 
-class ProtocolTests(unittest.TestCase):
+class ProtocolTests(KernelTestCase):
     """Requests that leave the kernel idle and healthy; one kernel for all of them."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.k = KernelSession()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.k.close()
 
     # ---- kernel_info -------------------------------------------------------------------
 
@@ -276,40 +268,26 @@ class ProtocolTests(unittest.TestCase):
         self.assertNotIn(forged["header"]["msg_id"], self.k.iopub)
 
 
-class InputTests(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.k = KernelSession()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.k.close()
-
-    def test_input_request_when_stdin_is_allowed(self):
-        msg_id = self.k.execute(INPUT_CELL, allow_stdin=True)
+class InputTests(KernelTestCase):
+    def answer_input(self, code, prompt, password, answer):
+        """Run a cell that asks for input: check its input_request, answer it; the cell's result text."""
+        msg_id = self.k.execute(code, allow_stdin=True)
         request = self.k.kc.get_stdin_msg(timeout=TIMEOUT)
         self.assertEqual(request["msg_type"], "input_request")
         self.assertEqual(request["parent_header"]["msg_id"], msg_id)
-        self.assertEqual(request["content"]["prompt"], "Your name? ")
-        self.assertFalse(request["content"]["password"])
-        self.k.kc.input("farlab")
+        self.assertEqual(request["content"]["prompt"], prompt)
+        self.assertIs(request["content"]["password"], password)
+        self.k.kc.input(answer)
         self.assertEqual(self.k.reply(msg_id)["content"]["status"], "ok")
         results = [m for m in self.k.outputs(msg_id) if m["msg_type"] == "execute_result"]
-        self.assertEqual(results[0]["content"]["data"]["text/plain"], "'hello farlab'")
+        return results[0]["content"]["data"]["text/plain"]
+
+    def test_input_request_when_stdin_is_allowed(self):
+        self.assertEqual(self.answer_input(INPUT_CELL, "Your name? ", False, "farlab"), "'hello farlab'")
 
     def test_password_input_is_marked_as_password(self):
-        msg_id = self.k.execute(
-            'const secretValue = await input("Token: ", { password: true }); secretValue.length',
-            allow_stdin=True,
-        )
-        request = self.k.kc.get_stdin_msg(timeout=TIMEOUT)
-        self.assertEqual(request["parent_header"]["msg_id"], msg_id)
-        self.assertEqual(request["content"]["prompt"], "Token: ")
-        self.assertTrue(request["content"]["password"])
-        self.k.kc.input("s3cret")
-        self.assertEqual(self.k.reply(msg_id)["content"]["status"], "ok")
-        results = [m for m in self.k.outputs(msg_id) if m["msg_type"] == "execute_result"]
-        self.assertEqual(results[0]["content"]["data"]["text/plain"], "6")
+        code = 'const secretValue = await input("Token: ", { password: true }); secretValue.length'
+        self.assertEqual(self.answer_input(code, "Token: ", True, "s3cret"), "6")
 
     def test_input_without_stdin_is_an_error(self):
         content, outputs = self.k.run(INPUT_CELL, allow_stdin=False)
@@ -317,17 +295,13 @@ class InputTests(unittest.TestCase):
         self.assertEqual(error_of(outputs)["ename"], "StdinNotAllowedError")
 
 
-class InterruptTests(unittest.TestCase):
+class InterruptTests(KernelTestCase):
     """Blocked cells: interrupts in both modes, heartbeat while blocked, state kept."""
 
     @classmethod
     def setUpClass(cls):
-        cls.k = KernelSession()
+        super().setUpClass()
         cls.k.run("let keptAcrossInterrupts = 41")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.k.close()
 
     def start_spinning(self, code='console.log("spinning"); while (true) {}'):
         """Start a blocking cell and wait until it is running (its first output arrived)."""

@@ -15,7 +15,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_session import KernelSession  # noqa: E402  (H4's shared jupyter_client layer)
+from kernel_session import SharedKernel  # noqa: E402  (H4's shared jupyter_client layer)
 
 TMP = os.environ.get("FARLAB_TEST_TMP", "/tmp")
 
@@ -37,17 +37,9 @@ def describe(reply, outputs):
     return json.dumps({"reply": reply, "iopub": [(m["msg_type"], m["content"]) for m in outputs]}, indent=1)[:4000]
 
 
-KERNEL = None
-
-
-def setUpModule():
-    # One kernel for every test (start-up is the slow part); the interrupt tests run last.
-    global KERNEL
-    KERNEL = KernelSession()
-
-
-def tearDownModule():
-    KERNEL.close()
+# One kernel for every test; the interrupt tests run last.
+KERNEL = SharedKernel()
+setUpModule, tearDownModule = KERNEL.start, KERNEL.close
 
 
 class RemoteCellTestCase(unittest.TestCase):

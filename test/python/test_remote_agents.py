@@ -15,7 +15,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_session import KernelSession  # noqa: E402
+from kernel_session import SharedKernel  # noqa: E402
 
 ENV = os.environ
 HOME = ENV["HOME"]
@@ -25,16 +25,8 @@ KNOWN_HOSTS = os.path.join(HOME, ".ssh", "known_hosts")
 LINES = 200
 CUT_AFTER = [30, 60, 90]
 
-KERNEL = None
-
-
-def setUpModule():
-    global KERNEL
-    KERNEL = KernelSession()
-
-
-def tearDownModule():
-    KERNEL.close()
+KERNEL = SharedKernel()
+setUpModule, tearDownModule = KERNEL.start, KERNEL.close
 
 
 def of_type(outputs, *types):

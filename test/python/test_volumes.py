@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_session import KernelSession, TIMEOUT  # noqa: E402
+from kernel_session import TIMEOUT, SharedKernel  # noqa: E402
 
 TMP = os.environ["FARLAB_TEST_TMP"]
 AGENT_DIR = os.environ["FARLAB_EMBEDDED_AGENT_DIR"]
@@ -23,16 +23,8 @@ AGENT_DIR = os.environ["FARLAB_EMBEDDED_AGENT_DIR"]
 FROM_ENV_VALUE = os.environ["FARLAB_TEST_FROM_ENV_VALUE"]
 PROMPTED = {"API_TOKEN": "tok-" + uuid.uuid4().hex, "API_USER": "user-" + uuid.uuid4().hex[:12]}
 
-KERNEL = None
-
-
-def setUpModule():
-    global KERNEL
-    KERNEL = KernelSession()
-
-
-def tearDownModule():
-    KERNEL.close()
+KERNEL = SharedKernel()
+setUpModule, tearDownModule = KERNEL.start, KERNEL.close
 
 
 def of_type(outputs, msg_type):

@@ -1,0 +1,23 @@
+/**
+ * Pid files: while an agent process holds something on a data dir (a job's journal, a Docker
+ * session's channel) it keeps its pid in a file beside it, so that another agent process on the
+ * same data dir can tell a holder that is still alive from one that died.
+ */
+import * as fs from "node:fs";
+
+/** Whether `file` names a live process other than this one (false: no file, no pid, or gone). */
+export function heldByAnotherLiveProcess(file: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(file, "utf8"));
+  } catch {
+    return false;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // alive, another user's
+  }
+}

@@ -9,6 +9,7 @@
 import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import { ArchiveReader, ArchiveWriter, installStaged, planArchive } from "../../remote-agent/volumes/archive";
+import { releasePayload } from "../../remote-agent/protocol/framing";
 import { TEMP_PREFIX } from "../../remote-agent/volumes/paths";
 import type { AgentClient } from "./agent-client";
 import { KeyboardInterrupt } from "./errors";
@@ -103,6 +104,7 @@ export async function getPath(client: AgentClient, volume: string, remotePath: s
       if (payload) {
         await writer.write(payload);
         received += payload.length;
+        releasePayload(payload); // the writer keeps no reference to it
         options.onProgress?.(received, start.streamBytes);
       }
     }

@@ -31,6 +31,53 @@ export const PREFIX_BYTES = 8;
 /** Frames at least this long are assembled in place as they arrive (FrameDecoder.assembly). */
 const ASSEMBLE_BYTES = 64 * 1024;
 
+/**
+ * Buffers for large frames (a volume transfer's 1 MiB chunks), reused instead of allocated per
+ * frame. A receiver that is done with a payload hands it back with `releasePayload`; one that
+ * never does just leaves it to the garbage collector, as any other buffer.
+ *
+ * Why: buffers are memory outside V8's heap that V8 only frees when it collects their small JS
+ * objects, and a transfer allocates few JS objects per MiB, so it is the buffers that drive the
+ * collector. With a fresh 1 MiB buffer per chunk (each alive for several chunks' time), a 256 MiB
+ * download ran 24-36 full (mark-compact) collections; with the pool and StreamTransport's direct
+ * reading, 2-13. About 20 of them cost a quarter of the kernel side's CPU (perf), and a real
+ * kernel's heap (the TypeScript compiler) makes each one dearer still (docs/volumes.md).
+ */
+const POOL_BUFFER_BYTES = 1024 * 1024 + 64 * 1024; // a 1 MiB chunk, its prefix and its header
+const POOL_MAX_FREE = 12;
+const POOL_IDLE_MS = 10_000;
+const poolFree: Buffer[] = [];
+/** The whole pool buffer behind each ArrayBuffer the pool made (to recognise a payload as ours). */
+const poolOwned = new WeakMap<ArrayBufferLike, Buffer>();
+/** Drops the free buffers once no transfer used them for a while: an idle kernel keeps nothing. */
+const poolTrim = setTimeout(() => poolFree.splice(0), POOL_IDLE_MS);
+poolTrim.unref();
+
+/** A buffer of `bytes` (64 KiB..POOL_BUFFER_BYTES) for a frame, from the pool when one is free. */
+function frameBuffer(bytes: number): Buffer {
+  if (bytes < POOL_BUFFER_BYTES / 2 || bytes > POOL_BUFFER_BYTES) return Buffer.allocUnsafe(bytes);
+  let whole = poolFree.pop();
+  if (!whole) {
+    whole = Buffer.allocUnsafeSlow(POOL_BUFFER_BYTES);
+    poolOwned.set(whole.buffer, whole);
+  }
+  poolTrim.refresh();
+  return whole.subarray(0, bytes);
+}
+
+/**
+ * Returns a frame's payload to the decoders' buffer pool. Only for a receiver that holds no
+ * reference to `payload` (or any view of it) any more: the next large frame is written into it.
+ * Payloads the pool did not make (small frames, ZeroMQ messages) are ignored.
+ */
+export function releasePayload(payload: Buffer | undefined): void {
+  if (!payload) return;
+  const whole = poolOwned.get(payload.buffer);
+  if (!whole || poolFree.length >= POOL_MAX_FREE || poolFree.includes(whole)) return;
+  poolFree.push(whole);
+  poolTrim.refresh();
+}
+
 /** A well-formed frame: the header is parsed JSON (not yet validated against a schema). */
 export interface Frame {
   kind: "frame";
@@ -221,7 +268,7 @@ export class FrameDecoder {
       const frameLength = PREFIX_BYTES + headerLength + payloadLength;
       if (this.buffer.length < frameLength) {
         if (frameLength >= ASSEMBLE_BYTES) {
-          const frame = Buffer.allocUnsafe(frameLength);
+          const frame = frameBuffer(frameLength);
           this.buffer.copy(frame, 0);
           this.assembly = { frame, filled: this.buffer.length };
           this.buffer = Buffer.alloc(0);
@@ -287,6 +334,8 @@ export class StreamTransport implements Transport {
     output.on("error", () => {
       this.closed = true;
     });
+    // Likewise a broken input (ECONNRESET), also after the reader stopped listening.
+    input.on("error", () => undefined);
   }
 
   async send(header: object, payload?: Uint8Array): Promise<void> {
@@ -322,14 +371,63 @@ export class StreamTransport implements Transport {
 
   readonly frames: AsyncIterable<Incoming> = { [Symbol.asyncIterator]: () => this.read() };
 
+  /**
+   * Decodes each chunk as it arrives ('data') and queues the frames; the input is paused while
+   * the queue is over its limits and resumed once the reader caught up (back-pressure, as a
+   * paused stream stops the peer: a full pipe, or no SSH window adjust). Not `for await` over
+   * the input: that costs a promise per 32-64 KiB chunk and joins the chunks buffered meanwhile
+   * into a new buffer (a copy of up to 2 MiB), garbage that kept V8's full collector busy during
+   * transfers (docs/volumes.md).
+   */
   private async *read(): AsyncGenerator<Incoming> {
+    const input = this.input;
     const decoder = new FrameDecoder();
-    try {
-      for await (const chunk of this.input) {
-        yield* decoder.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
+    const queue: Incoming[] = [];
+    let queuedBytes = 0;
+    let ended = false;
+    let wake: (() => void) | undefined;
+    const sizeOf = (item: Incoming) => (item.kind === "frame" ? (item.payload?.length ?? 0) + 256 : 256);
+    const onData = (chunk: Buffer | string) => {
+      for (const item of decoder.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk)) {
+        queue.push(item);
+        queuedBytes += sizeOf(item);
       }
-    } catch {
-      // A destroyed or broken input (ECONNRESET, EPIPE) just ends the connection.
+      if (queue.length > QUEUE_MAX_FRAMES || queuedBytes > QUEUE_MAX_BYTES) input.pause();
+      wake?.();
+    };
+    // A destroyed or broken input (ECONNRESET, EPIPE) just ends the connection.
+    const onEnd = () => {
+      ended = true;
+      wake?.();
+    };
+    input.on("data", onData);
+    input.on("end", onEnd);
+    input.on("close", onEnd);
+    input.on("error", onEnd);
+    if (input.readableEnded || input.destroyed) ended = true;
+    try {
+      for (;;) {
+        let next: Incoming | undefined;
+        while ((next = queue.shift())) {
+          queuedBytes -= sizeOf(next);
+          if (input.isPaused() && queue.length <= QUEUE_MAX_FRAMES / 2 && queuedBytes <= QUEUE_MAX_BYTES / 2) input.resume();
+          yield next;
+        }
+        if (ended) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      // A reader that stopped early ends the connection, as leaving `for await` over it would.
+      if (!ended) input.destroy();
+      input.off("data", onData);
+      input.off("end", onEnd);
+      input.off("close", onEnd);
+      input.off("error", onEnd);
     }
   }
 }
+
+/** How much a StreamTransport decodes ahead of its reader before it pauses the input. */
+const QUEUE_MAX_FRAMES = 256;
+const QUEUE_MAX_BYTES = 4 * 1024 * 1024;

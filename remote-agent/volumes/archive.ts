@@ -22,6 +22,8 @@ import * as path from "node:path";
 import { archiveEntryPath, isInside, VolumePathError } from "./paths";
 
 export const CHUNK_BYTES = 1024 * 1024;
+/** An entry header's JSON is far smaller; a larger length means a corrupt stream. */
+const MAX_ENTRY_HEADER_BYTES = 64 * 1024;
 
 interface EntryHeader {
   p: string;
@@ -217,8 +219,21 @@ export class ArchiveWriter {
   async write(chunk: Buffer): Promise<void> {
     this.hash.update(chunk);
     this.bytes += chunk.length;
-    let data = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = Buffer.alloc(0);
+    // An entry header split by the chunk boundary is completed from the chunk's start only: the
+    // whole 1 MiB chunk is never copied to join it.
+    let rest = chunk;
+    while (this.pending.length > 0 && rest.length > 0) {
+      const head = rest.subarray(0, 4 + MAX_ENTRY_HEADER_BYTES);
+      rest = rest.subarray(head.length);
+      const joined = Buffer.concat([this.pending, head]);
+      this.pending = Buffer.alloc(0);
+      await this.consume(joined);
+    }
+    if (rest.length > 0) await this.consume(rest);
+  }
+
+  /** Writes `data` out; keeps a trailing incomplete entry header as `pending`. */
+  private async consume(data: Buffer): Promise<void> {
     while (data.length > 0) {
       if (this.file) {
         const n = Math.min(this.file.remaining, data.length);
@@ -230,7 +245,7 @@ export class ArchiveWriter {
       }
       if (data.length < 4) break;
       const length = data.readUInt32BE(0);
-      if (length > 64 * 1024) throw new Error("the transfer stream is corrupt (an entry header is too large)");
+      if (length > MAX_ENTRY_HEADER_BYTES) throw new Error("the transfer stream is corrupt (an entry header is too large)");
       if (data.length < 4 + length) break;
       const header = JSON.parse(data.subarray(4, 4 + length).toString("utf8")) as EntryHeader;
       data = data.subarray(4 + length);

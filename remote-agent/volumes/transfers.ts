@@ -14,6 +14,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { notFound, usageError } from "../agent/errors";
 import type { Log } from "../agent/log";
+import { releasePayload } from "../protocol/framing";
 import { ArchiveReader, ArchiveWriter, CHUNK_BYTES, installStaged, planArchive } from "./archive";
 import { pathSegments, tempName } from "./paths";
 import type { VolumeStore } from "./store";
@@ -109,6 +110,7 @@ export class TransferManager {
       upload.received += payload.length;
       if (upload.received > upload.streamBytes) throw usageError(`the upload sent more than the ${upload.streamBytes} bytes it announced`);
       await upload.writer.write(payload);
+      releasePayload(payload); // the writer keeps no reference to it
       return { seq };
     });
   }

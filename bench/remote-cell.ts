@@ -4,7 +4,8 @@
  * (bench/remote_cell_driver.py on Debian's jupyter_client):
  * - warm round trip of a trivial cell (`1+1`, TypeScript and Python) vs `%%px 1+1` (goal <= 0.5x at p50),
  *   with two layers below it for where the time goes: the kernel's own local `1+1`, and the agent
- *   alone (this process's AgentClient -> embedded agent over stdio, `run` -> `done`, no kernel);
+ *   alone (this process's AgentClient -> embedded agent over stdio, `run` -> `done`, no kernel;
+ *   `--agent-runs` cells, 300 by default), with the CPU time per cell of the agent and its runtime;
  * - cold session start: execute_request -> first stream message of a new named session, and of `--fresh`;
  * - a Python cell printing 100 MB: kernel + executor RSS growth (goal <= 50 MiB), iopub messages
  *   per second, how much of it reached the notebook (the per-cell cap of docs/remote-magics.md).
@@ -72,7 +73,43 @@ const ratio = (a: number, b: number) => (a / b).toFixed(2);
 interface AgentOnly {
   ts: Summary;
   python: Summary;
+  /** CPU (user + system) per cell of the embedded agent and of its runtimes, over the measured cells. */
+  cpuMsPerCell: { ts: { agent: number; runtime: number }; python: { agent: number; runtime: number } };
 }
+
+/**
+ * CPU ticks (user + system, USER_HZ) of this process's descendants by depth: [children (the
+ * agent), grandchildren (its runtimes)]. Read from /proc: less noisy than latency on a shared
+ * machine, where a wake-up's wait says more about the neighbours than about the cell.
+ */
+function descendantTicks(): [number, number] {
+  const children = new Map<string, Array<[pid: string, ticks: number]>>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // gone meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const list = children.get(fields[1]) ?? [];
+    list.push([entry, Number(fields[11]) + Number(fields[12])]);
+    children.set(fields[1], list);
+  }
+  const byDepth: [number, number] = [0, 0];
+  const walk = (pid: string, depth: number) => {
+    for (const [child, ticks] of children.get(pid) ?? []) {
+      if (depth < 2) byDepth[depth] += ticks;
+      walk(child, depth + 1);
+    }
+  };
+  walk(String(process.pid), 0);
+  return byDepth;
+}
+
+/** USER_HZ: /proc's CPU ticks per second (100 on Linux). */
+const TICK_MS = 10;
 
 function summarize(seconds: number[]): Summary {
   const sorted = [...seconds].sort((a, b) => a - b);
@@ -97,13 +134,17 @@ async function agentOnly(dataDir: string, warmup: number, runs: number): Promise
       }
       return Number(process.hrtime.bigint() - started) / 1e9;
     };
+    const cpu = { ts: { agent: 0, runtime: 0 }, python: { agent: 0, runtime: 0 } };
     const measure = async (lang: "ts" | "python") => {
       for (let i = 0; i < warmup + 1; i++) await once(lang);
       const times: number[] = [];
+      const before = descendantTicks();
       for (let i = 0; i < runs; i++) times.push(await once(lang));
+      const after = descendantTicks();
+      cpu[lang] = { agent: ((after[0] - before[0]) * TICK_MS) / runs, runtime: ((after[1] - before[1]) * TICK_MS) / runs };
       return summarize(times);
     };
-    return { ts: await measure("ts"), python: await measure("python") };
+    return { ts: await measure("ts"), python: await measure("python"), cpuMsPerCell: cpu };
   } finally {
     client.close();
   }
@@ -133,6 +174,8 @@ function table(report: DriverReport, agent: AgentOnly): string {
     `| (layer) farlab local TypeScript \`1+1\`, no agent | ${ms(local.p50_ms)} | ${ms(local.p95_ms)} | ${ratio(local.p50_ms, px.p50_ms)} | | |`,
     `| (layer) agent alone, ts: AgentClient run -> done, no kernel (measured after, not interleaved) | ${ms(agent.ts.p50_ms)} | ${ms(agent.ts.p95_ms)} | ${ratio(agent.ts.p50_ms, px.p50_ms)} | | |`,
     `| (layer) agent alone, python | ${ms(agent.python.p50_ms)} | ${ms(agent.python.p95_ms)} | ${ratio(agent.python.p50_ms, px.p50_ms)} | | |`,
+    `| (layer) agent alone, CPU per cell: agent + runtime, ts | ${ms(agent.cpuMsPerCell.ts.agent)} + ${ms(agent.cpuMsPerCell.ts.runtime)} | | | | |`,
+    `| (layer) agent alone, CPU per cell: agent + runtime, python | ${ms(agent.cpuMsPerCell.python.agent)} + ${ms(agent.cpuMsPerCell.python.runtime)} | | | | |`,
     "",
     `cold session start, execute_request -> first stream message (${report.cold_samples} new named sessions each)`,
     "",
@@ -176,7 +219,8 @@ async function main(): Promise<void> {
     process.env.FARLAB_PYTHON = SYSTEM_PYTHON; // the agent-only layer's embedded agent inherits it
     const agentDir = path.join(spec.prefix, "agent-only");
     fs.mkdirSync(agentDir, { recursive: true });
-    const agent = await agentOnly(agentDir, Number(option("warmup", "5")), Number(option("runs", "50")));
+    // More cells than the kernel layers: /proc counts CPU in 10 ms ticks.
+    const agent = await agentOnly(agentDir, Number(option("warmup", "5")), Number(option("agent-runs", "300")));
     console.log(table(report, agent));
     console.log(`\nraw: ${JSON.stringify({ ...report, agentOnly: agent })}`);
   });

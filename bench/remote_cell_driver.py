@@ -229,7 +229,7 @@ def px_kernel():
                 kc,
                 "import ipyparallel as ipp\n"
                 "rc = ipp.Client(%r, profile_dir=%r)\n"
-                "rc.wait_for_engines(1, timeout=120)\n"
+                "rc.wait_for_engines(1, timeout=120, widget=False)\n"  # no progress widget: ipywidgets 6 breaks tqdm's
                 "rc[:].activate()\n"
                 "len(rc.ids)" % (cluster.client_file, cluster.profile_dir),
                 "1",

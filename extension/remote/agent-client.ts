@@ -425,7 +425,11 @@ export class JobStream implements AsyncIterable<JobEvent> {
     if (this.renderedSeq > this.acked) {
       this.acked = this.renderedSeq;
       this.sinceAck = 0;
-      this.owner.ack(this.renderedSeq);
+      const seq = this.renderedSeq;
+      // After `done`, one turn of the event loop later: the cell's end (execute reply, idle) is
+      // on its way first, instead of sharing the CPU with the agent woken by the ack.
+      if (this.sawDone) setImmediate(() => this.owner.ack(seq));
+      else this.owner.ack(seq);
     }
   }
 

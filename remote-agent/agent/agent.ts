@@ -147,9 +147,9 @@ export class Agent {
   }
 
   /** Makes a job in `session`; it is queued by the caller once the client knows its id. */
-  createJob(session: Session, request: JobRequest): Job {
+  createJob(session: Session, request: JobRequest, options: { claimWithFirstEvent?: boolean } = {}): Job {
     // A job belongs to its session's user (./ownership.ts), whichever handler made it.
-    const job = new Job(session.name, { ...request, owner: request.owner ?? this.sessions.ownerOfSessionObject(session) }, this.journal);
+    const job = new Job(session.name, { ...request, owner: request.owner ?? this.sessions.ownerOfSessionObject(session) }, this.journal, undefined, options);
     this.track(job, session);
     return job;
   }

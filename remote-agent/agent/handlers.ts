@@ -47,17 +47,18 @@ export function createHandlers(agent: Agent): HandlerTable {
       const session = agent.sessions.resolve(connection.clientId, request.session);
       let job;
       try {
-        job = agent.createJob(session, {
-          code: request.code,
-          inputs: request.inputs,
-          wantValue: request.wantValue,
-          timeoutMs: request.timeoutMs,
-        });
+        job = agent.createJob(
+          session,
+          { code: request.code, inputs: request.inputs, wantValue: request.wantValue, timeoutMs: request.timeoutMs },
+          // Its owner and meta files are written with `started`, while the runner already runs it
+          // (Session.runJob; a session that has to start its runtime first writes them before that).
+          { claimWithFirstEvent: true },
+        );
       } catch (e) {
         if (session.fresh) void session.stop(); // made for this job alone
         throw e;
       }
-      agent.log(`job ${job.id}: queued in session ${session.name}`);
+      (agent.log.fileOnly ?? agent.log)(`job ${job.id}: queued in session ${session.name}`);
       // The client learns the job id from the reply before any of the job's events.
       afterReply(() => {
         connection.follow(job.id, (deliver, flow) => job.follow(0, deliver, { capChars: request.streamCapChars, flow }));

@@ -61,6 +61,8 @@ export class Job {
   journalledMark?: number;
 
   private readonly writer: JournalWriter;
+  /** Whether the `.owner` and meta files are written (claimFiles). */
+  private claimed = false;
   private pendingStream?: { name: "stdout" | "stderr"; text: string; mark?: number };
   private streamTimer?: NodeJS.Timeout;
   private readonly followers = new Set<Follower>();
@@ -74,25 +76,44 @@ export class Job {
     readonly request: JobRequest,
     private readonly journal: Journal,
     adopted?: AdoptedJob,
+    options: { claimWithFirstEvent?: boolean } = {},
   ) {
     this.id = adopted?.id ?? newJobId();
     this.createdAt = adopted?.createdAt ?? Date.now();
-    this.writer = journal.openWriter(this.id);
+    // The journal itself is made now: a data dir that cannot take it fails the request.
+    this.writer = journal.openWriter(this.id, { existing: adopted !== undefined, claimLater: true });
     if (adopted) {
+      this.writer.claim();
+      this.claimed = true; // its meta file is the dead agent's, kept
       this.lastSeq = adopted.lastSeq;
       this.startedAt = adopted.startedAt;
       this.state = "running";
-    } else if (request.owner) {
+    } else if (!options.claimWithFirstEvent) this.claimFiles();
+    this.finishedPromise = new Promise((resolve) => (this.resolveFinished = resolve));
+  }
+
+  /**
+   * Writes, if not yet, the job's `.owner` pid file and (a job with an owner) its meta file,
+   * before its first event. A `run` job (claimWithFirstEvent) has them written with its first
+   * event rather than at creation, so that a warm cell's runner is already working while the
+   * agent makes them (./session.ts runJob); a session that must start its runtime first calls
+   * this before that wait, so the job is listed and attachable from another agent process on
+   * this data dir meanwhile.
+   */
+  claimFiles(): void {
+    if (this.claimed) return;
+    this.claimed = true;
+    this.writer.claim();
+    if (this.request.owner) {
       // Whose job it is, beside the journal and before any event (./ownership.ts).
-      writeJobMeta(journal, this.id, {
-        owner: request.owner,
-        session,
-        codePreview: preview(request.code),
+      writeJobMeta(this.journal, this.id, {
+        owner: this.request.owner,
+        session: this.session,
+        codePreview: preview(this.request.code),
         createdAt: this.createdAt,
-        timeoutMs: request.timeoutMs,
+        timeoutMs: this.request.timeoutMs,
       });
     }
-    this.finishedPromise = new Promise((resolve) => (this.resolveFinished = resolve));
   }
 
   get done(): boolean {
@@ -146,6 +167,7 @@ export class Job {
   }
 
   private append(body: JobEventBody, runnerMark?: number): void {
+    this.claimFiles();
     const event: JobEvent = { type: "event", jobId: this.id, seq: ++this.lastSeq, time: Date.now(), event: body };
     this.writer.append(event, runnerMark);
     if (runnerMark !== undefined) this.journalledMark = runnerMark;

@@ -15,35 +15,29 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { JobEvent } from "../protocol/messages";
+import { heldByAnotherLiveProcess } from "./pid-file";
 
 export class Journal {
   constructor(private readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true });
   }
 
+
   pathOf(jobId: string): string {
     return path.join(this.dir, `${jobId}.jsonl`);
   }
 
-  openWriter(jobId: string): JournalWriter {
-    return new JournalWriter(this.pathOf(jobId), path.join(this.dir, `${jobId}.owner`));
+  /**
+   * `existing`: the journal of an earlier agent process, which may end in a torn line.
+   * `claimLater`: the `.owner` file is written with the first event (or `claim()`), not now.
+   */
+  openWriter(jobId: string, options: { existing?: boolean; claimLater?: boolean } = {}): JournalWriter {
+    return new JournalWriter(this.pathOf(jobId), path.join(this.dir, `${jobId}.owner`), { existing: options.existing ?? false, claimLater: options.claimLater });
   }
 
   /** Whether an agent process other than this one is still writing the job's journal. */
   ownedByLiveAgent(jobId: string): boolean {
-    let pid: number;
-    try {
-      pid = Number(fs.readFileSync(path.join(this.dir, `${jobId}.owner`), "utf8"));
-    } catch {
-      return false;
-    }
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === "EPERM"; // alive, another user's
-    }
+    return heldByAnotherLiveProcess(path.join(this.dir, `${jobId}.owner`));
   }
 
   exists(jobId: string): boolean {
@@ -95,15 +89,17 @@ export function lastRunnerMark(journal: Journal, jobId: string): number | undefi
 
 export class JournalWriter {
   private fd: number | null;
+  private claimed = false;
 
   constructor(
     file: string,
     private readonly ownerFile?: string,
+    { existing = true, claimLater = false }: { existing?: boolean; claimLater?: boolean } = {},
   ) {
     this.fd = fs.openSync(file, "a");
     // A journal taken over from an agent killed mid-write may end in a torn line: end it, so the
-    // next event starts a line of its own.
-    const size = fs.fstatSync(this.fd).size;
+    // next event starts a line of its own. (A new job's journal is new: nothing to check.)
+    const size = existing ? fs.fstatSync(this.fd).size : 0;
     if (size > 0) {
       const last = Buffer.alloc(1);
       const readFd = fs.openSync(file, "r");
@@ -114,12 +110,20 @@ export class JournalWriter {
       }
       if (last[0] !== 0x0a) fs.writeSync(this.fd, "\n");
     }
-    if (ownerFile) fs.writeFileSync(ownerFile, String(process.pid));
+    if (!claimLater) this.claim();
+  }
+
+  /** Writes the `.owner` pid file (once): this process is writing the journal. */
+  claim(): void {
+    if (this.claimed) return;
+    this.claimed = true;
+    if (this.ownerFile) fs.writeFileSync(this.ownerFile, String(process.pid));
   }
 
   /** Writes the event, and the runner mark if any, in one write(2) (both or neither survive a kill). */
   append(event: JobEvent, runnerMark?: number): void {
     if (this.fd === null) throw new Error("journal already closed");
+    this.claim();
     const mark = runnerMark === undefined ? "" : JSON.stringify({ type: "mark", runnerSeq: runnerMark }) + "\n";
     fs.writeSync(this.fd, JSON.stringify(event) + "\n" + mark);
   }
@@ -127,7 +131,13 @@ export class JournalWriter {
   close(): void {
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
-    if (this.ownerFile) fs.rmSync(this.ownerFile, { force: true });
+    if (this.ownerFile && this.claimed) {
+      try {
+        fs.unlinkSync(this.ownerFile); // (not rmSync: its lstat and path checks cost as much as the unlink, every job)
+      } catch {
+        // already gone (journal retention)
+      }
+    }
   }
 }
 

@@ -4,7 +4,12 @@
  */
 import * as fs from "node:fs";
 
-export type Log = (line: string) => void;
+/**
+ * `fileOnly` (where the log has a file): for lines written for every cell (`job X: queued`),
+ * which go to agent.log alone. On stderr each line is a write that wakes whoever reads it (the
+ * kernel, for the embedded agent) in the middle of the cell's round trip.
+ */
+export type Log = ((line: string) => void) & { fileOnly?: (line: string) => void };
 
 export function createLog(file: string | null, stderr: NodeJS.WritableStream | null = process.stderr): Log {
   let fd: number | null = null;
@@ -21,15 +26,19 @@ export function createLog(file: string | null, stderr: NodeJS.WritableStream | n
   toStderr?.on("error", () => {
     toStderr = null;
   });
-  return (line: string) => {
-    const text = `${new Date().toISOString()} ${line}\n`;
-    if (fd !== null) {
-      try {
-        fs.writeSync(fd, text);
-      } catch {
-        // disk full: keep serving
-      }
+  const toFile = (text: string) => {
+    if (fd === null) return;
+    try {
+      fs.writeSync(fd, text);
+    } catch {
+      // disk full: keep serving
     }
+  };
+  const log: Log = (line: string) => {
+    const text = `${new Date().toISOString()} ${line}\n`;
+    toFile(text);
     if (toStderr && !(toStderr as NodeJS.WriteStream).destroyed) toStderr.write(text);
   };
+  if (fd !== null) log.fileOnly = (line: string) => toFile(`${new Date().toISOString()} ${line}\n`);
+  return log;
 }

@@ -201,6 +201,8 @@ export class Session {
 
   private async runJob(job: Job): Promise<void> {
     let runtime: RuntimeHandle;
+    // A start takes a while (an image pull, a GPU wait): the job is on disk meanwhile.
+    if (!this.runtime) job.claimFiles();
     try {
       runtime = await this.ensureRuntime(job);
     } catch (e) {
@@ -211,8 +213,11 @@ export class Session {
     if (job.stopRequested) return job.finish(job.stopRequested);
 
     const running = this.beginRunning(job);
-    job.emit({ kind: "started", where: runtime.where, session: this.name, gpus: this.gpus.map(describeGpu) });
+    // The runner gets the cell first and runs it while the agent journals `started` (writing the
+    // job's owner and meta files, Job.claimFiles): nothing it answers is read before this
+    // synchronous step ends, so `started` still comes first, in the journal and to the client.
     runtime.send({ type: "execute", id: job.id, code: job.request.code, inputs: job.request.inputs, wantValue: job.request.wantValue });
+    job.emit({ kind: "started", where: runtime.where, session: this.name, gpus: this.gpus.map(describeGpu) });
     await this.superviseRunning(runtime, running, job.request.timeoutMs);
   }
 
@@ -404,12 +409,21 @@ export class Session {
       } else this.options.log(`session ${this.name}: ${name} between cells: ${this.masker.mask(text).slice(0, 500)}`);
     });
     let acked = 0;
+    // Whether the pipes were drained in this turn of the event loop: a result and the done after
+    // it usually arrive in one read (one write of the runner), and the first drain has then
+    // already taken everything the cell wrote before either (a drain that finds the pipes empty
+    // still costs a failing read(2), with its exception, per pipe).
+    let drainedThisTurn = false;
     void (async () => {
       for await (const message of runtime.messages) {
         // Channel messages and pipe output have no common clock: while a cell runs they are
         // taken in the order they arrive. Its result, error and done come after everything the
         // cell's code wrote, so whatever sits in the pipes by then is delivered first.
-        if (message.type === "result" || message.type === "error" || message.type === "done") runtime.drainOutput();
+        if ((message.type === "result" || message.type === "error" || message.type === "done") && !drainedThisTurn) {
+          runtime.drainOutput();
+          drainedThisTurn = true;
+          setImmediate(() => (drainedThisTurn = false));
+        }
         this.onRunnerMessage(message);
         if (message.seq !== undefined) acked = this.acknowledge(runtime, message, acked);
         // Back-pressure on the channel too: while the job's client is congested the next message

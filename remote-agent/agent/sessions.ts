@@ -168,10 +168,21 @@ function sessionKey(owner: string, name: string): string {
   return `${owner}\n${name}`;
 }
 
+/** Default names already worked out, by client, lang and resources as sent (every cell asks). */
+const defaultNames = new Map<string, string>();
+const DEFAULT_NAMES_KEPT = 256;
+
 /** "python-3fa9c1": readable, and distinct per (client, lang, resources). */
 function defaultSessionName(client: string, ref: SessionRef): string {
-  const key = stableJson({ client, lang: ref.lang, resources: ref.resources });
-  return `${ref.lang}-${createHash("sha256").update(key).digest("hex").slice(0, 6)}`;
+  const asSent = `${client}\n${ref.lang}\n${JSON.stringify(ref.resources)}`;
+  let name = defaultNames.get(asSent);
+  if (name === undefined) {
+    const key = stableJson({ client, lang: ref.lang, resources: ref.resources });
+    name = `${ref.lang}-${createHash("sha256").update(key).digest("hex").slice(0, 6)}`;
+    if (defaultNames.size >= DEFAULT_NAMES_KEPT) defaultNames.clear();
+    defaultNames.set(asSent, name);
+  }
+  return name;
 }
 
 export function describeSettings(lang: string, resources: Resources): string {

@@ -18,7 +18,7 @@ import { RECONNECT_INTERVAL_MS, type FromRunner, type ToRunner } from "../../pro
 export type Outgoing = FromRunner extends infer M ? (M extends { id: string } ? Omit<M, "id"> : M) : never;
 
 type ToWorker =
-  | { kind: "send"; message: FromRunner }
+  | { kind: "send"; messages: FromRunner[] }
   | { kind: "stream"; id: string; name: "stdout" | "stderr"; text: string }
   | { kind: "job"; id: string }
   | { kind: "close" };
@@ -56,15 +56,20 @@ function channelWorker(): void {
   let ready: Record<string, unknown> | undefined;
   const unacked: Array<[number, string]> = [];
 
-  const write = (message: Record<string, unknown>) => {
-    if (!resumable) {
-      socket.write(JSON.stringify(message) + "\n");
-      return;
+  /** One socket write for all of `messages` (a cell's result and done: one wake-up of the agent). */
+  const write = (...messages: Array<Record<string, unknown>>) => {
+    let text = "";
+    for (const message of messages) {
+      if (!resumable) {
+        text += JSON.stringify(message) + "\n";
+        continue;
+      }
+      seq++;
+      const line = JSON.stringify({ seq, ...message }) + "\n";
+      unacked.push([seq, line]);
+      text += line;
     }
-    seq++;
-    const line = JSON.stringify({ seq, ...message }) + "\n";
-    unacked.push([seq, line]);
-    if (up) socket.write(line);
+    if (!resumable || up) socket.write(text);
   };
   const flush = (name: string) => {
     const buffered = streams[name];
@@ -166,10 +171,11 @@ function channelWorker(): void {
       jobFirstSeq = seq + 1;
     } else if (message.kind === "send") {
       flushAll();
-      if (message.message.type === "ready") {
-        ready = message.message; // unnumbered; said again (with resume) after a reconnect
+      const [first] = message.messages;
+      if (first.type === "ready") {
+        ready = first; // unnumbered; said again (with resume) after a reconnect
         socket.write(JSON.stringify(ready) + "\n");
-      } else write(message.message);
+      } else write(...message.messages);
     } else {
       flushAll();
       closing = true;
@@ -183,6 +189,8 @@ export class RunnerChannel {
   private onMessage: (message: ToRunner) => void = () => undefined;
   private onEnd: () => void = () => undefined;
   private onClosed: (() => void) | undefined;
+  /** A message that goes out with the next one (sendWithNext). */
+  private held: FromRunner | undefined;
 
   private constructor(private readonly worker: Worker) {
     worker.on("message", (event: FromWorker) => {
@@ -212,18 +220,45 @@ export class RunnerChannel {
   }
 
   setJob(id: string): void {
+    this.sendHeld();
     this.jobId = id;
     this.worker.postMessage({ kind: "job", id } satisfies ToWorker);
   }
 
   send(message: Outgoing): void {
-    const full = (message.type === "ready" ? message : { ...message, id: this.jobId }) as FromRunner;
-    this.worker.postMessage({ kind: "send", message: full } satisfies ToWorker);
+    const full = this.withId(message);
+    const messages = this.held ? [this.held, full] : [full];
+    this.held = undefined;
+    this.worker.postMessage({ kind: "send", messages } satisfies ToWorker);
+  }
+
+  /**
+   * Sends `message` together with the next message (a cell's result goes with the `done` that
+   * follows it at once): one hand-over to the worker and one socket write instead of two, so the
+   * agent wakes once. Anything sent or streamed before that next message sends it first, so
+   * order is kept.
+   */
+  sendWithNext(message: Outgoing): void {
+    this.sendHeld();
+    this.held = this.withId(message);
+  }
+
+  private withId(message: Outgoing): FromRunner {
+    return (message.type === "ready" ? message : { ...message, id: this.jobId }) as FromRunner;
+  }
+
+  private sendHeld(): void {
+    if (!this.held) return;
+    const messages = [this.held];
+    this.held = undefined;
+    this.worker.postMessage({ kind: "send", messages } satisfies ToWorker);
   }
 
   /** Language-level output; coalesced by the worker (see above). */
   stream(name: "stdout" | "stderr", text: string): void {
-    if (text) this.worker.postMessage({ kind: "stream", id: this.jobId, name, text } satisfies ToWorker);
+    if (!text) return;
+    this.sendHeld();
+    this.worker.postMessage({ kind: "stream", id: this.jobId, name, text } satisfies ToWorker);
   }
 
   /** Calls onMessage for each message from the agent; onEnd when the agent closes the socket. */
@@ -234,6 +269,7 @@ export class RunnerChannel {
 
   /** Flush what is queued, close, and call done. */
   close(done: () => void): void {
+    this.sendHeld();
     this.onClosed = done;
     this.worker.postMessage({ kind: "close" } satisfies ToWorker);
   }

@@ -152,6 +152,7 @@ export class TsSession {
       : outcome === undefined
         ? { valueError: "the cell does not end with an expression, so it has no value" }
         : jsonValue(outcome.value);
-    this.channel.send({ type: "result", data: bundle.data, metadata: bundle.metadata, ...value });
+    // Goes out with the runner's `done`, which follows at once (one socket write, channel.ts).
+    this.channel.sendWithNext({ type: "result", data: bundle.data, metadata: bundle.metadata, ...value });
   }
 }

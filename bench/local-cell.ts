@@ -5,6 +5,7 @@
  *
  *   npm run bench:local-cell            (after npx tsc -p .)
  *   node dist/bench/local-cell.js --runs 200 --starts 5
+ *   node dist/bench/local-cell.js --code 'let x = 1; x'     (another cell; default `1+1`)
  */
 import { installTslab } from "../test/helpers/kernelspec";
 import { option, runBench, runDriver, withFarlab } from "./lib";
@@ -17,6 +18,8 @@ interface KernelNumbers {
   first_cell_median_ms: number;
   idle_rss_mib: number;
   processes: number;
+  /** Batches discarded because the kernel stopped answering (redone in a fresh kernel). */
+  stalled_batches: number;
 }
 
 interface DriverReport {
@@ -53,9 +56,10 @@ function table(report: DriverReport): string {
 async function main(): Promise<void> {
   const runs = option("runs", "200");
   const starts = option("starts", "5");
+  const code = option("code", "1+1");
   await withFarlab("bench", async (spec) => {
     await installTslab(spec);
-    const report = await runDriver<DriverReport>(spec, "local_cell_driver.py", ["--kernels", "farlab,tslab", "--runs", runs, "--starts", starts], {
+    const report = await runDriver<DriverReport>(spec, "local_cell_driver.py", ["--kernels", "farlab,tslab", "--runs", runs, "--starts", starts, "--code", code], {
       timeoutMs: 30 * 60_000,
     });
     console.log(
@@ -64,6 +68,7 @@ async function main(): Promise<void> {
     );
     console.log(table(report));
     console.log(`start-up samples (ms): farlab ${fmt(report.kernels.farlab.start_all_ms)}; tslab ${fmt(report.kernels.tslab.start_all_ms)}`);
+    console.log(`stalled batches, discarded and redone: farlab ${report.kernels.farlab.stalled_batches}; tslab ${report.kernels.tslab.stalled_batches}`);
   });
 }
 

@@ -7,6 +7,7 @@ the same real client. Prints one JSON object on stdout; bench/local-cell.ts make
 import argparse
 import json
 import os
+import queue
 import statistics
 import sys
 import time
@@ -14,6 +15,10 @@ import time
 from jupyter_client.manager import KernelManager
 
 TIMEOUT = 120
+# A trivial cell that has not finished after this long is a stalled kernel, not a slow cell.
+CELL_TIMEOUT = 30
+# Batches of one kernel discarded because it stalled, before the run gives up.
+MAX_STALLS = 3
 
 
 def wait_for_reply(msg_id, get, timeout=TIMEOUT):
@@ -55,12 +60,12 @@ def stop(km, kc):
     km.shutdown_kernel(now=False)
 
 
-def run_cell(kc, code):
+def run_cell(kc, code, timeout=TIMEOUT):
     """Seconds from sending execute_request until the kernel is idle again (reply + outputs)."""
     t0 = time.perf_counter()
     msg_id = kc.execute(code)
-    reply = wait_for_reply(msg_id, kc.get_shell_msg)
-    wait_for_idle(kc, msg_id)
+    reply = wait_for_reply(msg_id, kc.get_shell_msg, timeout)
+    wait_for_idle(kc, msg_id, timeout)
     elapsed = time.perf_counter() - t0
     if reply["content"]["status"] != "ok":
         raise RuntimeError(f"{code!r} failed: {reply['content']}")
@@ -131,20 +136,27 @@ def main():
 
     report = {"code": args.code, "runs": args.runs, "warmup": args.warmup, "batch": args.batch, "kernels": {}}
     for name in kernels:
-        times, rss, processes = [], None, None
+        times, rss, processes, stalls = [], None, None, 0
         # tslab 1.0.22 stops answering after about 170 cells in one kernel (seen here: no reply,
-        # no iopub), so the runs are split into batches, each in a fresh kernel, for both kernels.
+        # no iopub), and now and then within a batch, so the runs are split into batches, each in
+        # a fresh kernel, for both kernels; a batch whose kernel stalls is discarded and redone.
         while len(times) < args.runs:
             km, kc, _ = start(name)
             try:
                 for _ in range(args.warmup):
-                    run_cell(kc, args.code)
+                    run_cell(kc, args.code, CELL_TIMEOUT)
                 count = min(args.batch, args.runs - len(times))
-                times.extend(run_cell(kc, args.code) for _ in range(count))
+                batch = [run_cell(kc, args.code, CELL_TIMEOUT) for _ in range(count)]
+                times.extend(batch)
                 if rss is None:
                     tree = process_tree(km.provisioner.process.pid)
                     rss = sum(rss_kib(pid) for pid in tree) / 1024
                     processes = len(tree)
+            except queue.Empty:
+                stalls += 1
+                print(f"{name}: a kernel stalled (no answer within {CELL_TIMEOUT} s); batch discarded", file=sys.stderr)
+                if stalls > MAX_STALLS:
+                    raise
             finally:
                 stop(km, kc)
         report["kernels"][name] = {
@@ -155,6 +167,7 @@ def main():
             "first_cell_median_ms": statistics.median(first_cell[name]) * 1000,
             "idle_rss_mib": rss,
             "processes": processes,
+            "stalled_batches": stalls,
         }
         print(f"measured {name}", file=sys.stderr)
     json.dump(report, sys.stdout)

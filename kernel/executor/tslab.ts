@@ -11,17 +11,59 @@
  *    first time an error's stack needs a cell's positions, that cell is converted again with an
  *    inline map from each step (see withSourceMaps: the options of both steps are reached without
  *    patching anything on the compile path), and `mapToCell` composes them.
+ *  - a fast second step: tslab's ES module -> CommonJS step calls ts.transpileModule (a program
+ *    and a type checker per call, 1-2 ms); converter.js is loaded with a TypeScript namespace
+ *    whose transpileModule tries ./esm-to-cjs first (the same output for the shapes it accepts).
  *  - virtual packages: `import ... from "farlab"` must type-check in any notebook folder, so
  *    `<cwd>/node_modules/farlab/*.d.ts` are served from memory through `ts.sys` (tslab's compiler
  *    host delegates file reads to it).
  */
-import { SourceMap } from "node:module";
+import Module, { SourceMap } from "node:module";
 import * as path from "node:path";
 import * as ts from "@tslab/typescript-for-tslab";
-import { createConverter, isCompleteCode, type Converter, type Diagnostic } from "tslab/dist/converter";
+import type { Converter, Diagnostic } from "tslab/dist/converter";
 import { printQuickInfo } from "tslab/dist/inspect";
+import { fastEsmToCommonJs } from "./esm-to-cjs";
 
 export type CellDiagnostic = Diagnostic;
+
+/** True while a conversion with source maps runs: its second step must be TypeScript's own. */
+let mapsRequested = false;
+
+function transpileForConverter(input: string, options: ts.TranspileOptions): ts.TranspileOutput {
+  if (!mapsRequested && options.compilerOptions?.module === ts.ModuleKind.CommonJS) {
+    const outputText = fastEsmToCommonJs(input);
+    if (outputText !== undefined) return { outputText, diagnostics: [] };
+  }
+  return ts.transpileModule(input, options);
+}
+
+/**
+ * tslab/dist/converter, loaded with its own view of the TypeScript namespace: the same live
+ * bindings except transpileModule (converter.js reads `ts.transpileModule` on every call through
+ * its __importStar copy; the namespace's own properties cannot be reassigned).
+ */
+function loadConverterModule(): typeof import("tslab/dist/converter") {
+  const converterPath = require.resolve("tslab/dist/converter");
+  if (require.cache[converterPath]) throw new Error("tslab/dist/converter was loaded before kernel/executor/tslab.ts could wrap it");
+  const view: Record<string, unknown> = {};
+  for (const key of Object.keys(ts)) {
+    if (key !== "transpileModule") Object.defineProperty(view, key, { enumerable: true, get: () => (ts as Record<string, unknown>)[key] });
+  }
+  view.transpileModule = transpileForConverter;
+  const moduleRequire = Module.prototype.require;
+  Module.prototype.require = function (this: Module, id: string) {
+    if (this.filename === converterPath && id === "@tslab/typescript-for-tslab") return view;
+    return moduleRequire.call(this, id);
+  } as typeof moduleRequire;
+  try {
+    return require(converterPath) as typeof import("tslab/dist/converter");
+  } finally {
+    Module.prototype.require = moduleRequire;
+  }
+}
+
+const { createConverter, isCompleteCode } = loadConverterModule();
 
 export interface CompiledCell {
   /** CommonJS code to run inside `(function (exports, require) { ... })`. Undefined: nothing to run. */
@@ -107,9 +149,11 @@ function withSourceMaps<T>(watchOptions: Set<Record<string, unknown>>, work: () 
   const forced = (ts as unknown as { transpileOptionValueCompilerOptions: unknown[] }).transpileOptionValueCompilerOptions;
   for (const object of watchOptions) object.inlineSourceMap = true;
   forced.push(INLINE_MAP_IN_TRANSPILE);
+  mapsRequested = true;
   try {
     return work();
   } finally {
+    mapsRequested = false;
     const at = forced.lastIndexOf(INLINE_MAP_IN_TRANSPILE);
     if (at >= 0) forced.splice(at, 1);
     for (const object of watchOptions) object.inlineSourceMap = undefined;

@@ -143,13 +143,32 @@ export class HistoryStore {
     return this.earlier;
   }
 
-  private append(record: { line: number; source?: string; output?: string }): void {
-    if (!this.file) return;
+  /** Lines not yet on disk: written together once the current request's work is done. */
+  private pending = "";
+  private flushScheduled = false;
+
+  /** Writes what is pending now (at shutdown); otherwise writes happen off the request's path. */
+  flush(): void {
+    this.flushScheduled = false;
+    const text = this.pending;
+    this.pending = "";
+    if (!this.file || !text) return;
     try {
-      appendFileSync(this.file, JSON.stringify(record) + "\n");
+      appendFileSync(this.file, text);
     } catch (error) {
       log.warn(`history write failed, keeping this session in memory only: ${(error as Error).message}`);
       this.file = undefined;
+    }
+  }
+
+  // A cell's input and output lines are appended in one write, after the request's messages were
+  // handed on (setImmediate), rather than with two synchronous writes on its way.
+  private append(record: { line: number; source?: string; output?: string }): void {
+    if (!this.file) return;
+    this.pending += JSON.stringify(record) + "\n";
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
     }
   }
 }

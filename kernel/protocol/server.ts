@@ -146,6 +146,7 @@ export class KernelServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.options.history.flush();
     await Promise.all(Object.values(this.out).map((queue) => queue.drain()));
     for (const socket of [this.shell, this.control, this.stdin, this.iopub, this.hb]) socket.close();
   }

@@ -20,6 +20,7 @@ interface KernelNumbers {
   processes: number;
   /** Batches discarded because the kernel stopped answering (redone in a fresh kernel). */
   stalled_batches: number;
+  stalled_starts: number;
 }
 
 interface DriverReport {
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
     console.log(table(report));
     console.log(`start-up samples (ms): farlab ${fmt(report.kernels.farlab.start_all_ms)}; tslab ${fmt(report.kernels.tslab.start_all_ms)}`);
     console.log(`stalled batches, discarded and redone: farlab ${report.kernels.farlab.stalled_batches}; tslab ${report.kernels.tslab.stalled_batches}`);
+    console.log(`stalled first cells of a new kernel, redone: farlab ${report.kernels.farlab.stalled_starts}; tslab ${report.kernels.tslab.stalled_starts}`);
   });
 }
 

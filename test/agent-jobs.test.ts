@@ -14,7 +14,11 @@ import { Journal } from "../remote-agent/agent/journal";
 import { AgentHarness, tempDir as makeTempDir, withAgent } from "./agent-harness";
 
 /** A shell line that blocks until the test creates `file` (the test's go signal). */
-const waitFor = (file: string) => `while [ ! -e '${file}' ]; do sleep 0.02; done`;
+/**
+ * A shell loop that waits for `file`. It also ends when the file's folder is gone: a runtime
+ * orphaned by a killed agent must not outlive the test that removes its temporary folder.
+ */
+const waitFor = (file: string) => `while [ ! -e '${file}' ] && [ -d '${path.dirname(file)}' ]; do sleep 0.02; done`;
 const tempDir = () => makeTempDir("farlab-jobs-");
 
 function assertSeqsInOrder(events: JobEvent[]): void {

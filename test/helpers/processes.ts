@@ -44,9 +44,6 @@ export function runProgram(command: string, args: readonly string[], options: Ru
       clearTimeout(timer);
       reject(error);
     });
-    // A kernel the program started may outlive it and hold its stdout open, and then "close"
-    // never comes: once the program has exited, whatever is left in its process group goes.
-    child.on("exit", () => killLeftoversOf(child));
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, timedOut });
@@ -63,16 +60,6 @@ export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
     process.kill(-child.pid, signal);
   } catch {
     // already gone
-  }
-}
-
-/** SIGKILL to what is left of an exited child's process group (the group outlives its leader). */
-function killLeftoversOf(child: ChildProcess): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, "SIGKILL");
-  } catch {
-    // nothing left
   }
 }
 

@@ -127,6 +127,24 @@ def percentile(values, p):
     return ordered[index]
 
 
+def in_fresh_kernel(name, work, stalls, kind, what):
+    """work(km, kc, t0, kernel_info_s) in a new kernel, which is stopped after. tslab 1.0.22 stops
+    answering now and then (no reply, no iopub): a stall is counted in stalls[kind] and the work
+    redone in another fresh kernel, at most MAX_STALLS times."""
+    while True:
+        t0 = time.perf_counter()
+        km, kc, kernel_info_s = start(name)
+        try:
+            return work(km, kc, t0, kernel_info_s)
+        except queue.Empty:
+            stalls[kind] += 1
+            print(f"{name}: {what} stalled (no answer within {CELL_TIMEOUT} s); redone in a fresh kernel", file=sys.stderr)
+            if stalls[kind] > MAX_STALLS:
+                raise
+        finally:
+            stop(km, kc)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--kernels", default="farlab,tslab")
@@ -137,67 +155,51 @@ def main():
     parser.add_argument("--batch", type=int, default=100, help="timed cells per kernel instance")
     args = parser.parse_args()
     kernels = args.kernels.split(",")
+    stalls = {name: {"starts": 0, "batches": 0} for name in kernels}
+
+    def first_cell(km, kc, t0, kernel_info_s):
+        run_cell(kc, args.code, CELL_TIMEOUT)
+        return kernel_info_s, time.perf_counter() - t0
 
     startup = {name: [] for name in kernels}
-    first_cell = {name: [] for name in kernels}
+    first_cell_s = {name: [] for name in kernels}
     # Interleaved, so both kernels see the same background load. kernel_info alone flatters a
     # kernel that loads its compiler lazily, so the first cell's completion is timed too.
-    start_stalls = {name: 0 for name in kernels}
     for _ in range(args.starts):
         for name in kernels:
-            while True:
-                t0 = time.perf_counter()
-                km, kc, elapsed = start(name)
-                try:
-                    run_cell(kc, args.code, CELL_TIMEOUT)
-                    first_cell_done = time.perf_counter()
-                    break
-                except queue.Empty:
-                    # tslab's first cell stalls now and then (see the batches below): redo it.
-                    start_stalls[name] += 1
-                    print(f"{name}: a new kernel's first cell stalled; start redone", file=sys.stderr)
-                    if start_stalls[name] > MAX_STALLS:
-                        raise
-                finally:
-                    stop(km, kc)
-            first_cell[name].append(first_cell_done - t0)
-            startup[name].append(elapsed)
+            kernel_info_s, first_s = in_fresh_kernel(name, first_cell, stalls[name], "starts", "a new kernel's first cell")
+            startup[name].append(kernel_info_s)
+            first_cell_s[name].append(first_s)
 
     report = {"code": args.code, "runs": args.runs, "warmup": args.warmup, "batch": args.batch, "kernels": {}}
     for name in kernels:
-        times, rss, processes, stalls = [], None, None, 0
-        # tslab 1.0.22 stops answering after about 170 cells in one kernel (seen here: no reply,
-        # no iopub), and now and then within a batch, so the runs are split into batches, each in
-        # a fresh kernel, for both kernels; a batch whose kernel stalls is discarded and redone.
+        times, tree_rss = [], []
+
+        def batch(km, kc, t0, kernel_info_s):
+            for _ in range(args.warmup):
+                run_cell(kc, args.code, CELL_TIMEOUT)
+            count = min(args.batch, args.runs - len(times))
+            timed = [run_cell(kc, args.code, CELL_TIMEOUT) for _ in range(count)]
+            if not tree_rss:  # idle RSS after the first batch
+                tree = process_tree(km.provisioner.process.pid)
+                tree_rss.append((sum(rss_kib(pid) for pid in tree) / 1024, len(tree)))
+            return timed
+
+        # tslab 1.0.22 stops answering after about 170 cells in one kernel, so the runs are split
+        # into batches, each in a fresh kernel, for both kernels.
         while len(times) < args.runs:
-            km, kc, _ = start(name)
-            try:
-                for _ in range(args.warmup):
-                    run_cell(kc, args.code, CELL_TIMEOUT)
-                count = min(args.batch, args.runs - len(times))
-                batch = [run_cell(kc, args.code, CELL_TIMEOUT) for _ in range(count)]
-                times.extend(batch)
-                if rss is None:
-                    tree = process_tree(km.provisioner.process.pid)
-                    rss = sum(rss_kib(pid) for pid in tree) / 1024
-                    processes = len(tree)
-            except queue.Empty:
-                stalls += 1
-                print(f"{name}: a kernel stalled (no answer within {CELL_TIMEOUT} s); batch discarded", file=sys.stderr)
-                if stalls > MAX_STALLS:
-                    raise
-            finally:
-                stop(km, kc)
+            times.extend(in_fresh_kernel(name, batch, stalls[name], "batches", "a batch"))
+        rss, processes = tree_rss[0]
         report["kernels"][name] = {
             "cell_median_ms": statistics.median(times) * 1000,
             "cell_p95_ms": percentile(times, 95) * 1000,
             "start_median_ms": statistics.median(startup[name]) * 1000,
             "start_all_ms": [s * 1000 for s in startup[name]],
-            "first_cell_median_ms": statistics.median(first_cell[name]) * 1000,
+            "first_cell_median_ms": statistics.median(first_cell_s[name]) * 1000,
             "idle_rss_mib": rss,
             "processes": processes,
-            "stalled_batches": stalls,
-            "stalled_starts": start_stalls[name],
+            "stalled_batches": stalls[name]["batches"],
+            "stalled_starts": stalls[name]["starts"],
         }
         print(f"measured {name}", file=sys.stderr)
     json.dump(report, sys.stdout)

@@ -149,7 +149,7 @@ export class Agent {
   /** Makes a job in `session`; it is queued by the caller once the client knows its id. */
   createJob(session: Session, request: JobRequest, options: { claimWithFirstEvent?: boolean } = {}): Job {
     // A job belongs to its session's user (./ownership.ts), whichever handler made it.
-    const job = new Job(session.name, { ...request, owner: request.owner ?? this.sessions.ownerOfSessionObject(session) }, this.journal, undefined, options);
+    const job = new Job(session.name, { ...request, owner: request.owner ?? session.owner }, this.journal, undefined, options);
     this.track(job, session);
     return job;
   }
@@ -166,9 +166,9 @@ export class Agent {
     return this.jobs.get(jobId);
   }
 
-  /** Jobs in memory (all, or the owner's). */
-  jobInfos(owner?: string): JobInfo[] {
-    return [...this.jobs.values()].filter(({ job }) => owner === undefined || job.owner === owner).map(({ job }) => job.info());
+  /** The owner's jobs in memory. */
+  jobInfos(owner: string): JobInfo[] {
+    return [...this.jobs.values()].filter(({ job }) => job.owner === owner).map(({ job }) => job.info());
   }
 
   async gpuInfos(): Promise<GpuInfo[]> {

@@ -21,7 +21,7 @@ export class Connection {
   clientId = "anonymous";
   /**
    * The user this connection acts for (./ownership.ts). Until `hello` it is the anonymous client's
-   * (what SessionManager.ownerOf("anonymous") gives), shared by clients that never say who they are.
+   * shared by clients that never say who they are.
    */
   owner = ownerOfClient({ id: "anonymous" });
   private closed = false;

@@ -38,13 +38,12 @@ export function createHandlers(agent: Agent): HandlerTable {
     hello(request, { connection }) {
       connection.clientId = request.client.id;
       connection.owner = connection.ownerFor(request.client);
-      agent.sessions.bindClient(request.client.id, connection.owner);
       agent.log(`client ${request.client.id}${request.client.name ? ` (${request.client.name})` : ""} said hello`);
       return { of: "hello", agentVersion: agent.version, protocol: PROTOCOL_VERSION, backend: agent.backendName, agentId: agent.id };
     },
 
     run(request, { connection, afterReply }) {
-      const session = agent.sessions.resolve(connection.clientId, request.session);
+      const session = agent.sessions.resolve(connection.owner, connection.clientId, request.session);
       let job;
       try {
         job = agent.createJob(

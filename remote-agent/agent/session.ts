@@ -30,8 +30,8 @@ export interface SessionOptions {
   resources: Resources;
   /** Torn down after its one job. */
   fresh: boolean;
-  /** The user the session belongs to (./ownership.ts), for the backend's labels. */
-  owner?: string;
+  /** The user the session belongs to (./ownership.ts): who may use it, and the backend's labels. */
+  owner: string;
   backend: Backend;
   gpus: GpuAllocator;
   log: Log;
@@ -63,6 +63,7 @@ export class Session {
   readonly lang: Lang;
   readonly resources: Resources;
   readonly fresh: boolean;
+  readonly owner: string;
   readonly startedAt = Date.now();
   readonly gpuSpec?: GpuSpec;
   cells = 0;
@@ -89,6 +90,7 @@ export class Session {
     this.lang = options.lang;
     this.resources = options.resources;
     this.fresh = options.fresh;
+    this.owner = options.owner;
     // Validated by the manager before the session is made.
     this.gpuSpec = options.resources.gpu ? parseGpuSpec(options.resources.gpu) : undefined;
   }

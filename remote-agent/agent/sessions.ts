@@ -34,26 +34,16 @@ export interface SessionManagerOptions {
 export class SessionManager {
   /** By owner and name (sessionKey): two users may both have a session called "mc". */
   private readonly sessions = new Map<string, Session>();
-  private readonly ownerOfSession = new Map<Session, string>();
-  /** Which user each client (kernel) acts for, from its `hello` (./ownership.ts). */
-  private readonly clientOwners = new Map<string, string>();
 
   constructor(private readonly options: SessionManagerOptions) {}
 
-  /** Records which user `client` acts for: its sessions are that user's. */
-  bindClient(client: string, owner: string): void {
-    this.clientOwners.set(client, owner);
-  }
-
-  /** The user a client acts for (a client that never said who is a user of its own). */
-  ownerOf(client: string): string {
-    return this.clientOwners.get(client) ?? `client:${client}`;
-  }
-
-  /** The session `ref` names for `client`, made if needed. Throws AgentError("usage") when it cannot run here. */
-  resolve(client: string, ref: SessionRef): Session {
+  /**
+   * The session `ref` names for `owner` (the user the asking connection acts for,
+   * Connection.owner), made if needed; `client` names its default sessions. Throws
+   * AgentError("usage") when it cannot run here.
+   */
+  resolve(owner: string, client: string, ref: SessionRef): Session {
     this.checkRunnable(ref);
-    const owner = this.ownerOf(client);
     if (ref.fresh) {
       if (ref.name) throw usageError(`--fresh runs in a throwaway session and cannot be combined with session=${ref.name}`);
       return this.create(`fresh-${randomBytes(4).toString("hex")}`, ref, true, owner);
@@ -72,15 +62,9 @@ export class SessionManager {
     return existing;
   }
 
-  /** The user a session belongs to. */
-  ownerOfSessionObject(session: Session): string | undefined {
-    return this.ownerOfSession.get(session);
-  }
-
-  /** The owner's session `name` (without an owner: any session of that name). */
-  find(name: string, owner?: string): Session {
-    const session =
-      owner === undefined ? [...this.sessions.values()].find((s) => s.name === name) : this.sessions.get(sessionKey(owner, name));
+  /** The owner's session `name`. */
+  find(name: string, owner: string): Session {
+    const session = this.sessions.get(sessionKey(owner, name));
     if (!session) {
       const names = this.list(owner).map((info) => info.name);
       throw notFound(`no session named '${name}'; ${names.length ? `sessions: ${names.join(", ")}` : "there are no sessions"}`);
@@ -88,11 +72,9 @@ export class SessionManager {
     return session;
   }
 
-  /** The owner's sessions (without an owner: all). */
-  list(owner?: string): SessionInfo[] {
-    return [...this.sessions.values()]
-      .filter((session) => owner === undefined || this.ownerOfSession.get(session) === owner)
-      .map((session) => session.info());
+  /** The owner's sessions. */
+  list(owner: string): SessionInfo[] {
+    return [...this.sessions.values()].filter((session) => session.owner === owner).map((session) => session.info());
   }
 
   /** A session for a runtime adopted from a dead agent (./agent.ts): as it was, not yet running. */
@@ -123,12 +105,10 @@ export class SessionManager {
       secrets: this.options.secrets,
       onStopped: (stopped) => {
         if (this.sessions.get(key) === stopped) this.sessions.delete(key);
-        this.ownerOfSession.delete(stopped);
         this.options.volumes?.release(stopped.name);
       },
     });
     this.sessions.set(key, session);
-    this.ownerOfSession.set(session, owner);
     this.options.log(`session ${name}: created (${describeSettings(ref.lang, ref.resources)}${fresh ? ", fresh" : ""})`);
     return session;
   }

@@ -70,7 +70,7 @@ export function createMapHandlers(agent: Agent): Pick<HandlerTable, "map" | "map
       }
       const session =
         (request.sessionSettingsFromName && request.session.name && existingSession(request.session.name, connection.owner)) ||
-        agent.sessions.resolve(connection.clientId, request.session);
+        agent.sessions.resolve(connection.owner, connection.clientId, request.session);
       const job = agent.createJob(session, { code: `%map ${request.fn}`, inputs: {}, wantValue: false, timeoutMs: request.timeoutMs });
       const run = new MapRun(job, poolOf(session), request, request.workers ?? defaultWorkers(), agent.log, (fn) => sessionsDefining(fn, connection.owner));
       runs.set(job.id, run);

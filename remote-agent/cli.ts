@@ -142,7 +142,8 @@ async function chooseBackend(options: ServeOptions, dataDir: string, log: Log): 
   if (choice === "auto") choice = (await dockerAnswersHere(socketPath, log)) ? "docker" : "process";
   if (choice === "process") return new ProcessBackend({ dataDir, log });
   const docker = loadDocker();
-  if (!(await docker.dockerAnswers(socketPath))) {
+  // auto has just asked the engine; an explicit --backend docker has not.
+  if (options.backend === "docker" && !(await docker.dockerAnswers(socketPath))) {
     process.stderr.write(`farlab-agent serve: --backend docker, but no Docker engine answers on ${socketPath}\n`);
     process.exit(2);
   }

@@ -81,7 +81,7 @@ export class Job {
     this.id = adopted?.id ?? newJobId();
     this.createdAt = adopted?.createdAt ?? Date.now();
     // The journal itself is made now: a data dir that cannot take it fails the request.
-    this.writer = journal.openWriter(this.id, { existing: adopted !== undefined, claimLater: true });
+    this.writer = journal.openWriter(this.id, { existing: adopted !== undefined });
     if (adopted) {
       this.writer.claim();
       this.claimed = true; // its meta file is the dead agent's, kept
@@ -150,11 +150,6 @@ export class Job {
   /** Journals stream text that waits to be joined with more, now. */
   flush(): void {
     this.flushStream();
-  }
-
-  /** Whether stream text waits to be joined with more (not yet journalled). */
-  get streamPending(): boolean {
-    return this.pendingStream !== undefined;
   }
 
   private flushStream(): void {

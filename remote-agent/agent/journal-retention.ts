@@ -9,6 +9,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Log } from "./log";
+import { livePidIn } from "./pid-file";
 
 export interface RetentionOptions {
   maxAgeMs: number;
@@ -41,7 +42,8 @@ export function pruneJournal(dir: string, options: RetentionOptions, now = Date.
     const [, jobId, kind] = match;
     const file = path.join(dir, name);
     if (kind === "owner") {
-      if (ownerAlive(file)) live.add(jobId);
+      // This agent's own running jobs are live too.
+      if (livePidIn(file) !== undefined) live.add(jobId);
       continue;
     }
     let stat: fs.Stats;
@@ -84,22 +86,6 @@ export function startJournalRetention(dir: string, options: RetentionOptions, lo
   const timer = setInterval(prune, options.intervalMs ?? DEFAULT_RETENTION.intervalMs);
   timer.unref();
   return () => clearInterval(timer);
-}
-
-function ownerAlive(file: string): boolean {
-  let pid: number;
-  try {
-    pid = Number(fs.readFileSync(file, "utf8"));
-  } catch {
-    return false;
-  }
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** `7d`, `12h`, `90m`, `30s`, or seconds: the retention of `--journal-retention`. */

@@ -28,11 +28,11 @@ export class Journal {
   }
 
   /**
-   * `existing`: the journal of an earlier agent process, which may end in a torn line.
-   * `claimLater`: the `.owner` file is written with the first event (or `claim()`), not now.
+   * `existing`: the journal of an earlier agent process, which may end in a torn line. The
+   * `.owner` file is written with the first event (or `claim()`), not now.
    */
-  openWriter(jobId: string, options: { existing?: boolean; claimLater?: boolean } = {}): JournalWriter {
-    return new JournalWriter(this.pathOf(jobId), path.join(this.dir, `${jobId}.owner`), { existing: options.existing ?? false, claimLater: options.claimLater });
+  openWriter(jobId: string, options: { existing?: boolean } = {}): JournalWriter {
+    return new JournalWriter(this.pathOf(jobId), path.join(this.dir, `${jobId}.owner`), { existing: options.existing ?? false });
   }
 
   /** Whether an agent process other than this one is still writing the job's journal. */
@@ -94,7 +94,7 @@ export class JournalWriter {
   constructor(
     file: string,
     private readonly ownerFile?: string,
-    { existing = true, claimLater = false }: { existing?: boolean; claimLater?: boolean } = {},
+    { existing = true }: { existing?: boolean } = {},
   ) {
     this.fd = fs.openSync(file, "a");
     // A journal taken over from an agent killed mid-write may end in a torn line: end it, so the
@@ -110,7 +110,6 @@ export class JournalWriter {
       }
       if (last[0] !== 0x0a) fs.writeSync(this.fd, "\n");
     }
-    if (!claimLater) this.claim();
   }
 
   /** Writes the `.owner` pid file (once): this process is writing the journal. */

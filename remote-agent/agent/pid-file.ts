@@ -5,19 +5,25 @@
  */
 import * as fs from "node:fs";
 
-/** Whether `file` names a live process other than this one (false: no file, no pid, or gone). */
-export function heldByAnotherLiveProcess(file: string): boolean {
+/** The pid in `file` if that process is alive (this one included); undefined: no file, no pid, or gone. */
+export function livePidIn(file: string): number | undefined {
   let pid: number;
   try {
     pid = Number(fs.readFileSync(file, "utf8"));
   } catch {
-    return false;
+    return undefined;
   }
-  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
   try {
     process.kill(pid, 0);
-    return true;
+    return pid;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"; // alive, another user's
+    return (e as NodeJS.ErrnoException).code === "EPERM" ? pid : undefined; // EPERM: alive, another user's
   }
+}
+
+/** Whether `file` names a live process other than this one (false: no file, no pid, or gone). */
+export function heldByAnotherLiveProcess(file: string): boolean {
+  const pid = livePidIn(file);
+  return pid !== undefined && pid !== process.pid;
 }

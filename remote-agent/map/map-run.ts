@@ -223,7 +223,7 @@ export class MapRun {
     // and workers' interleaved output never joins into (or breaks up) a value.
     const masker = this.pool.session.newSecretMasker();
     this.maskers.set(worker, masker);
-    worker.output = (name, text) => this.stream(name, masker.push(name, text));
+    worker.output = (name, text) => this.job.stream(name, masker.push(name, text));
     const sizer = new BatchSizer(this.request.batch);
     const outstanding = new Set<Promise<void>>();
     try {
@@ -254,12 +254,9 @@ export class MapRun {
     const masker = this.maskers.get(worker);
     if (!masker) return;
     this.maskers.delete(worker);
-    for (const name of ["stdout", "stderr"] as const) this.stream(name, masker.flush(name));
+    for (const name of ["stdout", "stderr"] as const) this.job.stream(name, masker.flush(name));
   }
 
-  private stream(name: "stdout" | "stderr", text: string): void {
-    if (text !== "") this.job.stream(name, text);
-  }
 
   /**
    * Batches kept on one worker: two (the next waits in the runtime's inbox, hiding the round

@@ -28,7 +28,10 @@ export class WorkerPool {
   /** Aborted by close: a worker still waiting for GPUs stops waiting. */
   private readonly closing = new AbortController();
   private waiting = 0;
-  closed = false;
+
+  get closed(): boolean {
+    return this.closing.signal.aborted;
+  }
 
   constructor(
     readonly session: Session,
@@ -97,7 +100,6 @@ export class WorkerPool {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
     this.closing.abort();
     await Promise.allSettled([...this.starting]); // each stops its worker when it sees `closed`
     await this.stopWorkers(this.workers.splice(0));

@@ -52,10 +52,14 @@ export class ZmqListener {
     private readonly options: ZmqListenerOptions,
     /** The bound address, with the real port. */
     readonly endpoint: string,
-    readonly publicKey: string,
     /** The agent's keypair: checks the user proofs of clients' `hello`. */
     readonly keys: CurveKeyPair,
   ) {}
+
+  /** The agent's CURVE public key (clients pass it as server_key=). */
+  get publicKey(): string {
+    return this.keys.publicKey;
+  }
 
   static async start(options: ZmqListenerOptions): Promise<ZmqListener> {
     const url = checkListenUrl(options.url);
@@ -97,7 +101,7 @@ export class ZmqListener {
       zap.close();
       throw new Error(`cannot listen on ${url}: ${(error as Error).message}`);
     }
-    const listener = new ZmqListener(context, router, zap, options, router.lastEndpoint ?? url, keys.publicKey, keys);
+    const listener = new ZmqListener(context, router, zap, options, router.lastEndpoint ?? url, keys);
     void listener.receiveLoop();
     return listener;
   }

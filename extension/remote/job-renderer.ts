@@ -209,7 +209,7 @@ export class JobRenderer {
 }
 
 /** What a cell says where its stream text was cut off (tests look for the `%remote attach` hint). */
-export function truncationNotice(jobId: string, limitChars = STREAM_LIMIT_CHARS): string {
+function truncationNotice(jobId: string, limitChars: number): string {
   return (
     `\n[farlab: output shown up to ${formatChars(limitChars)}; the cell goes on, and its whole output stays ` +
     `in the agent's journal: \`%remote attach ${jobId}\` shows all of it]\n`

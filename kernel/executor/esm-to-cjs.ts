@@ -37,6 +37,8 @@ export function fastEsmToCommonJs(js: string): string | undefined {
   const exported: string[] = [];
   const exportedSet = new Set<string>();
   const declaredBy = new Map<string, ts.Statement>();
+  /** Names of `export const <name> = <expr>;` statements (tslab's tsLastExpr). */
+  const lastExpressionNames = new Set<string>();
   let isModule = false;
   const addExport = (name: string): boolean => {
     if (exportedSet.has(name)) return false;
@@ -62,6 +64,7 @@ export function fastEsmToCommonJs(js: string): string | undefined {
       isModule = true;
       const name = lastExpressionName(statement);
       if (name === undefined || !addExport(name)) return undefined;
+      lastExpressionNames.add(name);
       continue;
     }
     if (ts.isExpressionStatement(statement) && ts.isStringLiteral(statement.expression) && statement === statements[0]) return undefined; // a prologue
@@ -72,9 +75,9 @@ export function fastEsmToCommonJs(js: string): string | undefined {
   }
   if (!isModule) return undefined;
   for (const name of exported) {
-    if (!declaredBy.has(name) && !isLastExpressionName(statements, name)) return undefined;
+    if (!declaredBy.has(name) && !lastExpressionNames.has(name)) return undefined;
   }
-  if (!onlyReadsExportedNames(file, exportedSet, lastExpressionNames(statements))) return undefined;
+  if (!onlyReadsExportedNames(file, exportedSet, lastExpressionNames)) return undefined;
 
   // Comments before the first statement or after the last are placed by the printer's own rules.
   if (js.slice(0, statements[0].getStart(file)).trim() !== "") return undefined;
@@ -121,19 +124,6 @@ function lastExpressionName(statement: ts.Statement): string | undefined {
   const declaration = list.declarations[0];
   if (!ts.isIdentifier(declaration.name) || !declaration.initializer || declaration.type) return undefined;
   return declaration.name.text;
-}
-
-function isLastExpressionName(statements: readonly ts.Statement[], name: string): boolean {
-  return statements.some((statement) => lastExpressionName(statement) === name);
-}
-
-function lastExpressionNames(statements: readonly ts.Statement[]): Set<string> {
-  const names = new Set<string>();
-  for (const statement of statements) {
-    const name = lastExpressionName(statement);
-    if (name !== undefined) names.add(name);
-  }
-  return names;
 }
 
 /** Names a top-level statement declares, in source order ([] for other statements). */

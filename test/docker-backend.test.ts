@@ -7,16 +7,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DockerBackend, PullProgress } from "../remote-agent/backends/docker";
-import type { JobEvent } from "../remote-agent/protocol/messages";
 import { AgentHarness, scriptDir, tempDir, withAgent, type AgentOptions } from "./agent-harness";
-import { TEST_IMAGE, containersOf, docker, requireDocker } from "./docker-helpers";
+import { TEST_IMAGE, containersOf, docker, errorOf, requireDocker } from "./docker-helpers";
 
 const DOCKER: AgentOptions = { args: ["--backend", "docker"] };
-
-function errorOf(events: JobEvent[]): { ename: string; evalue: string } | undefined {
-  const found = events.find((e) => e.event.kind === "error");
-  return found?.event as { ename: string; evalue: string } | undefined;
-}
 
 /** Runs a cell and waits for its end; fails with the agent's log when it does not finish ok. */
 async function runOk(agent: AgentHarness, code: string, session: Record<string, unknown>): Promise<string> {

@@ -6,9 +6,19 @@
 import assert from "node:assert/strict";
 import Docker from "dockerode";
 import { LABEL_DATA_DIR, LABEL_SESSION } from "../remote-agent/backends/docker";
+import type { JobEvent } from "../remote-agent/protocol/messages";
 
 export const TEST_IMAGE = process.env.FARLAB_TEST_IMAGE ?? "farlab-test:latest";
 export const docker = new Docker({ socketPath: "/var/run/docker.sock" });
+
+/** The texts of a job's status events, in order. */
+export const statuses = (events: JobEvent[]) => events.flatMap((e) => (e.event.kind === "status" ? [e.event.text] : []));
+
+/** A job's error event, if it has one. */
+export function errorOf(events: JobEvent[]): { ename: string; evalue: string } | undefined {
+  const found = events.find((e) => e.event.kind === "error");
+  return found?.event as { ename: string; evalue: string } | undefined;
+}
 
 /** Fails (never skips) with what to do when dockerd or the test image is missing. */
 export async function requireDocker(): Promise<void> {

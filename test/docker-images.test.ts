@@ -7,11 +7,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DERIVED_REPOSITORY, derivedDockerfile } from "../remote-agent/backends/docker";
-import type { JobEvent } from "../remote-agent/protocol/messages";
 import { withAgent } from "./agent-harness";
-import { TEST_IMAGE, docker, requireDocker } from "./docker-helpers";
-
-const statuses = (events: JobEvent[]) => events.flatMap((e) => (e.event.kind === "status" ? [e.event.text] : []));
+import { TEST_IMAGE, docker, errorOf, requireDocker, statuses } from "./docker-helpers";
 
 /** Removes earlier builds for `what` (label farlab.derived), so that this run builds again. */
 async function removeDerived(what: RegExp): Promise<void> {
@@ -58,7 +55,7 @@ test("a derived image that cannot be built is an ImageBuildError with the build 
     const jobId = await agent.run("true", { lang: "sh", resources: { image: TEST_IMAGE, apt: ["farlab-no-such-package"] } });
     const { status, events } = await agent.done(jobId);
     assert.equal(status, "error");
-    const error = events.find((e) => e.event.kind === "error")?.event as { ename: string; evalue: string } | undefined;
+    const error = errorOf(events);
     assert.equal(error?.ename, "ImageBuildError", JSON.stringify(error));
     assert.match(error!.evalue, /building the image for apt=farlab-no-such-package on farlab-test:latest failed/);
     assert.match(error!.evalue, /Unable to locate package farlab-no-such-package/);

@@ -7,14 +7,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
-import type { JobEvent } from "../remote-agent/protocol/messages";
 import { withAgent } from "./agent-harness";
-import { docker, requireDocker } from "./docker-helpers";
+import { docker, errorOf, requireDocker, statuses } from "./docker-helpers";
 import { Registry } from "./helpers/registry";
 
 let registry: Registry;
 let image = "";
-const statuses = (events: JobEvent[]) => events.flatMap((e) => (e.event.kind === "status" ? [e.event.text] : []));
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
 before(async () => {
   await requireDocker();
@@ -38,7 +37,7 @@ test("an image missing locally is pulled with its progress (layers, bytes) shown
     t.diagnostic(`status lines: ${shown.join(" | ")}`);
     assert.equal(shown[0], `pulling image ${image}`, shown.join("\n"));
     assert.ok(!shown.some((s) => s.includes("0/0 layers")), "no progress line before the layers are known");
-    const escaped = image.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    const escaped = escapeRegExp(image);
     assert.ok(
       shown.some((s) => new RegExp(`^pulling image ${escaped}: 1/1 layers, [\\d.]+/[\\d.]+ MB; done$`).test(s)),
       `the cell shows the layers and bytes pulled:\n${shown.join("\n")}`,
@@ -56,10 +55,10 @@ test("pulling a name the registry lacks is a clear not-found error", async (t) =
     const jobId = await agent.run("console.log(1)", { lang: "ts", resources: { image: missing } });
     const { status, events } = await agent.done(jobId);
     assert.equal(status, "error");
-    const error = events.find((e) => e.event.kind === "error")?.event as { ename: string; evalue: string } | undefined;
+    const error = errorOf(events);
     assert.equal(error?.ename, "RuntimeStartError", JSON.stringify(error));
     t.diagnostic(`error: ${error!.evalue}`);
-    assert.match(error!.evalue, new RegExp(`^image ${missing.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} not found locally, and pulling it failed: the registry has no such image`));
+    assert.match(error!.evalue, new RegExp(`^image ${escapeRegExp(missing)} not found locally, and pulling it failed: the registry has no such image`));
     assert.match(error!.evalue, /manifest unknown|not found/);
   });
 });

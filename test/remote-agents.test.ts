@@ -44,7 +44,7 @@ before(async () => {
   zmqAgent = await ListeningAgent.start();
   zmqAgent.authorize(kernelKeys.publicKey, "kernel");
   unauthorizedAgent = await ListeningAgent.start();
-  proxy = await TcpProxy.start("127.0.0.1", Number(/:(\d+)$/.exec(zmqAgent.url)![1]));
+  proxy = await TcpProxy.start("127.0.0.1", zmqAgent.port);
 
   // SSH: the kernel logs in with ~/.ssh/id_ed25519 of its HOME; the agent on the "host" is this
   // checkout's build, with its own data dir.

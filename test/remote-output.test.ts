@@ -12,8 +12,9 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
+import { Journal } from "../remote-agent/agent/journal";
 import type { JobEvent } from "../remote-agent/protocol/messages";
-import { AgentHarness } from "./agent-harness";
+import { AgentHarness, withAgent } from "./agent-harness";
 import { waitFor } from "./helpers/wait";
 
 const LINES = 2_500_000; // `seq 1 2500000`: 19.9 MB
@@ -26,21 +27,17 @@ function streamText(events: JobEvent[]): string {
   return events.map((e) => (e.event.kind === "stream" || e.event.kind === "stream_truncated" ? (e.event as StreamText).text : "")).join("");
 }
 
+/** What the agent journalled for the job (the reader `attach` uses). */
 function journalOf(harness: AgentHarness, jobId: string): JobEvent[] {
-  const text = fs.readFileSync(path.join(harness.dataDir, "journal", `${jobId}.jsonl`), "utf8");
-  return text
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => JSON.parse(line) as JobEvent);
+  return new Journal(path.join(harness.dataDir, "journal")).read(jobId);
 }
 
 function assertIncreasingSeqs(events: JobEvent[]): void {
   for (let i = 1; i < events.length; i++) assert.ok(events[i].seq > events[i - 1].seq, `seq ${events[i].seq} after ${events[i - 1].seq}`);
 }
 
-test("a capped run sends at most the cap and one notice; the journal and an uncapped attach hold everything", async () => {
-  const agent = AgentHarness.start();
-  try {
+test("a capped run sends at most the cap and one notice; the journal and an uncapped attach hold everything", () =>
+  withAgent(async (agent) => {
     const jobId = await agent.run(`seq 1 ${LINES}`, { lang: "sh" }, { streamCapChars: CAP });
     const { status, events } = await agent.done(jobId);
     assert.equal(status, "ok");
@@ -76,14 +73,10 @@ test("a capped run sends at most the cap and one notice; the journal and an unca
     await agent.waitFor((m) => agent.received.indexOf(m) >= mark && m.type === "event" && m.jobId === jobId && m.event.kind === "done");
     const resumed = agent.received.slice(mark).filter((m): m is JobEvent => m.type === "event" && m.jobId === jobId);
     assert.deepEqual(resumed, events.filter((e) => e.seq > resumeFrom));
-  } finally {
-    await agent.close();
-  }
-});
+  }));
 
-test("a client that stops reading holds the runtime back, and then gets every line once, in order", async () => {
-  const agent = AgentHarness.start();
-  try {
+test("a client that stops reading holds the runtime back, and then gets every line once, in order", () =>
+  withAgent(async (agent) => {
     const jobId = await agent.run(`seq 1 ${LINES}`, { lang: "sh" });
     agent.child.stdout.pause();
     const journalFile = path.join(agent.dataDir, "journal", `${jobId}.jsonl`);
@@ -106,7 +99,4 @@ test("a client that stops reading holds the runtime back, and then gets every li
     assert.equal(status, "ok");
     assertIncreasingSeqs(events);
     assert.equal(streamText(events), EXPECTED);
-  } finally {
-    await agent.close();
-  }
-});
+  }));

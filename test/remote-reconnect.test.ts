@@ -108,7 +108,7 @@ test("ZeroMQ: a job's output survives three cuts of the link, every line once an
   const agent = await ListeningAgent.start();
   const keys = loadOrCreateKeyPair(path.join(work, "zmq-client"), "client");
   agent.authorize(keys.publicKey, "reconnect-test");
-  const port = Number(/:(\d+)$/.exec(agent.url)![1]);
+  const port = agent.port;
   const proxy = await TcpProxy.start("127.0.0.1", port);
   const client = new AgentClient(() => connectZmq({ url: proxy.url("tcp"), serverKey: agent.serverKey, clientKeys: keys }), {
     name: "zmq-through-proxy",
@@ -129,9 +129,8 @@ test("ZeroMQ: a job's output survives three cuts of the link, every line once an
 test("SSH: a job's output survives three cuts of the link, every line once and in order", async () => {
   const sshd = await Sshd.start();
   const proxy = await TcpProxy.start(sshd.host, sshd.port);
-  const [type, base64] = sshd.hostPublicKey.split(/\s+/);
   const knownHosts = path.join(work, "known_hosts");
-  fs.writeFileSync(knownHosts, `[127.0.0.1]:${proxy.port} ${type} ${base64}\n`);
+  fs.writeFileSync(knownHosts, `${sshd.knownHostsLine(proxy.port)}\n`);
   const release = path.join(work, "release-ssh");
   const client = new AgentClient(
     () =>

@@ -22,6 +22,11 @@ export class ListeningAgent {
     readonly log: () => string,
   ) {}
 
+  /** The port of `url`. */
+  get port(): number {
+    return Number(/:(\d+)$/.exec(this.url)![1]);
+  }
+
   /** `listen`: a fixed tcp://127.0.0.1:PORT (an agent restarted on the same port); default port 0. */
   static async start(options: { dataDir?: string; args?: string[]; listen?: string } = {}): Promise<ListeningAgent> {
     const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "farlab-zmq-agent-"));

@@ -92,10 +92,11 @@ export class Sshd {
     }
   }
 
-  /** `[127.0.0.1]:PORT TYPE BASE64`: the line ssh would record for this server. */
-  knownHostsLine(): string {
+  /** `[127.0.0.1]:PORT TYPE BASE64`: the line ssh would record for this server (or for a proxy
+   * in front of it on `port`). */
+  knownHostsLine(port = this.port): string {
     const [type, base64] = this.hostPublicKey.split(/\s+/);
-    return `[${this.host}]:${this.port} ${type} ${base64}`;
+    return `[${this.host}]:${port} ${type} ${base64}`;
   }
 
   /**

@@ -2,17 +2,14 @@
  * A TCP proxy (node:net) between a client and a server on loopback that a test can cut: `cut()`
  * destroys every connection open through it (both sides, as a dropped link would), and the proxy
  * keeps accepting new ones, so the client can reconnect through it. `connections` counts what it
- * has accepted; `onConnection` lets a test wait for the next one (no sleeps as synchronisation).
+ * has accepted.
  */
 import * as net from "node:net";
 
 export class TcpProxy {
   private readonly open = new Set<{ client: net.Socket; upstream: net.Socket }>();
-  private readonly waiters: Array<{ count: number; resolve(): void }> = [];
   /** Connections accepted so far. */
   connections = 0;
-  /** Bytes carried from the server to the client so far. */
-  bytesDown = 0;
 
   private constructor(
     private readonly server: net.Server,
@@ -36,19 +33,6 @@ export class TcpProxy {
     return `${scheme}://${user ? `${user}@` : ""}127.0.0.1:${this.port}`;
   }
 
-  /** Resolves once `count` connections in all have been accepted. */
-  waitForConnections(count: number): Promise<void> {
-    if (this.connections >= count) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ count, resolve }));
-  }
-
-  /** Resolves once `bytes` in all have gone from the server to the client. */
-  async waitForBytesDown(bytes: number): Promise<void> {
-    while (this.bytesDown < bytes) await new Promise((resolve) => this.bytesWaiters.push(resolve));
-  }
-
-  private readonly bytesWaiters: Array<(value: unknown) => void> = [];
-
   /** Drops every open connection at once, as a broken link would. Returns how many it cut. */
   cut(): number {
     const cut = this.open.size;
@@ -70,10 +54,6 @@ export class TcpProxy {
     const pair = { client, upstream };
     this.open.add(pair);
     this.connections++;
-    for (const waiter of this.waiters.filter((w) => this.connections >= w.count)) {
-      this.waiters.splice(this.waiters.indexOf(waiter), 1);
-      waiter.resolve();
-    }
     const end = () => {
       this.open.delete(pair);
       client.destroy();
@@ -81,10 +61,6 @@ export class TcpProxy {
     };
     client.on("error", end).on("close", end);
     upstream.on("error", end).on("close", end);
-    upstream.on("data", (chunk: Buffer) => {
-      this.bytesDown += chunk.length;
-      for (const wake of this.bytesWaiters.splice(0)) wake(undefined);
-    });
     client.pipe(upstream);
     upstream.pipe(client);
   }

@@ -4,6 +4,7 @@ It starts a real kernel (``start_new_kernel``) and keeps every shell reply and i
 reads, filed by the request (parent msg_id) they answer, so a test can send several requests
 without waiting and then look at each one's reply and outputs independently.
 """
+import json
 import os
 import queue
 import time
@@ -19,6 +20,18 @@ TIMEOUT = float(os.environ.get("FARLAB_TEST_TIMEOUT", "60"))
 
 def parent_id(msg):
     return msg.get("parent_header", {}).get("msg_id")
+
+
+def of_type(outputs, msg_type):
+    return [m["content"] for m in outputs if m["msg_type"] == msg_type]
+
+
+def stream_text(outputs, name="stdout"):
+    return "".join(c["text"] for c in of_type(outputs, "stream") if c["name"] == name)
+
+
+def describe(reply, outputs):
+    return json.dumps({"reply": reply, "iopub": [(m["msg_type"], m["content"]) for m in outputs]}, indent=1)[:4000]
 
 
 class KernelSession:

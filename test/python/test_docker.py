@@ -11,15 +11,11 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_session import SharedKernel  # noqa: E402
+from kernel_session import SharedKernel, stream_text  # noqa: E402
 
 IMAGE = os.environ.get("FARLAB_DOCKER_IMAGE", "farlab-test:latest")
 KERNEL = SharedKernel()
 setUpModule, tearDownModule = KERNEL.start, KERNEL.close
-
-
-def stream_text(outputs, name="stdout"):
-    return "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream" and m["content"]["name"] == name)
 
 
 class DockerCellTestCase(unittest.TestCase):

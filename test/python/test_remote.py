@@ -7,7 +7,6 @@ with it the embedded agent) inherits that environment.
 
 No sleeps as synchronisation: every wait is for a message (with a generous bound).
 """
-import json
 import os
 import re
 import sys
@@ -15,26 +14,14 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_session import SharedKernel  # noqa: E402  (H4's shared jupyter_client layer)
+from kernel_session import SharedKernel, describe, of_type, stream_text  # noqa: E402,F401  (H4's shared jupyter_client layer; test_map imports the helpers from here)
 
 TMP = os.environ.get("FARLAB_TEST_TMP", "/tmp")
-
-
-def of_type(outputs, msg_type):
-    return [m["content"] for m in outputs if m["msg_type"] == msg_type]
-
-
-def stream_text(outputs, name="stdout"):
-    return "".join(c["text"] for c in of_type(outputs, "stream") if c["name"] == name)
 
 
 def result_of(outputs):
     results = of_type(outputs, "execute_result")
     return results[-1]["data"] if results else None
-
-
-def describe(reply, outputs):
-    return json.dumps({"reply": reply, "iopub": [(m["msg_type"], m["content"]) for m in outputs]}, indent=1)[:4000]
 
 
 # One kernel for every test; the interrupt tests run last.

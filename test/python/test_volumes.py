@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_session import TIMEOUT, SharedKernel  # noqa: E402
+from kernel_session import TIMEOUT, SharedKernel, describe, of_type, stream_text  # noqa: E402
 
 TMP = os.environ["FARLAB_TEST_TMP"]
 AGENT_DIR = os.environ["FARLAB_EMBEDDED_AGENT_DIR"]
@@ -25,18 +25,6 @@ PROMPTED = {"API_TOKEN": "tok-" + uuid.uuid4().hex, "API_USER": "user-" + uuid.u
 
 KERNEL = SharedKernel()
 setUpModule, tearDownModule = KERNEL.start, KERNEL.close
-
-
-def of_type(outputs, msg_type):
-    return [m["content"] for m in outputs if m["msg_type"] == msg_type]
-
-
-def stream_text(outputs, name="stdout"):
-    return "".join(c["text"] for c in of_type(outputs, "stream") if c["name"] == name)
-
-
-def describe(reply, outputs):
-    return json.dumps({"reply": reply, "iopub": [(m["msg_type"], m["content"]) for m in outputs]}, indent=1)[:4000]
 
 
 def all_text(outputs):

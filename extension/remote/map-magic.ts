@@ -96,8 +96,7 @@ function plural(n: number, noun: string): string {
 
 /** The inputs as an async iterator, and their count when it is known up front. */
 async function openInputs(expression: string, ctx: MagicContext): Promise<{ items: AsyncIterator<unknown> | Iterator<unknown>; total?: number }> {
-  // A plain variable is read directly; anything else is evaluated (a TypeScript cell of its own).
-  const value = /^[A-Za-z_$][\w$]*$/.test(expression) && ctx.locals.has(expression) ? ctx.locals.get(expression) : await ctx.locals.evaluate(expression);
+  const value = await ctx.locals.evaluate(expression);
   if (Array.isArray(value)) return { items: value[Symbol.iterator](), total: value.length };
   if (value !== null && typeof value === "object" || typeof value === "function") {
     const object = value as { [Symbol.asyncIterator]?: () => AsyncIterator<unknown>; [Symbol.iterator]?: () => Iterator<unknown>; size?: unknown };

@@ -29,6 +29,9 @@ import {
   type CompiledCell,
 } from "./tslab";
 
+/** A plain variable name (what locals.set declares, what locals.evaluate reads directly). */
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
 /** A cell that does not type-check (or parse); ename "TypeScriptError". */
 export class TypeScriptError extends Error {
   override name = "TypeScriptError";
@@ -223,7 +226,7 @@ export class TypeScriptEngine {
     get: (name: string): unknown => this.exportsTarget[name],
     /** Declares `let name: any` holding value, visible to and type-checkable by later cells. */
     set: async (name: string, value: unknown): Promise<void> => {
-      if (!/^[A-Za-z_$][\w$]*$/.test(name)) throw new TypeError(`not a valid variable name: ${JSON.stringify(name)}`);
+      if (!IDENTIFIER.test(name)) throw new TypeError(`not a valid variable name: ${JSON.stringify(name)}`);
       const slots = globalThis as Record<string, unknown>;
       slots[SLOT_GLOBAL] = value;
       try {
@@ -232,8 +235,12 @@ export class TypeScriptEngine {
         delete slots[SLOT_GLOBAL];
       }
     },
-    /** Evaluates a TypeScript expression in the notebook's scope (awaiting it if it is a promise). */
+    /**
+     * Evaluates a TypeScript expression in the notebook's scope (awaiting it if it is a promise).
+     * A variable of the notebook is read directly, without compiling a cell for it.
+     */
     evaluate: async (expression: string): Promise<unknown> => {
+      if (IDENTIFIER.test(expression) && this.locals.has(expression)) return this.locals.get(expression);
       const { value } = await this.run(`(${expression}\n)`, "expression");
       return value;
     },

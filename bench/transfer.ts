@@ -5,10 +5,14 @@
  *   - one large file (default 1 GiB): %volume put / get (ssh2 -> `farlab-agent serve --stdio`)
  *     vs `scp` up / down of the same file;
  *   - many small files (default 10,000 of 1-4 KiB): put / get of the folder vs `scp -r`;
- *   - peak RSS of the kernel side (this process: the same transfer code %volume runs) and of the
- *     agent (VmHWM of its process) during the transfers, above their idle RSS.
+ *   - peak RSS of the kernel side (this process: the same transfer code %volume runs in the
+ *     executor, with the executor's TypeScript compiler loaded, so that its heap is as large) and
+ *     of the agent during each transfer, above their idle RSS before the first one.
  *
- * Ratios are farlab throughput / scp throughput (>= 1 means farlab was faster).
+ * Each transfer runs ROUNDS times (default 3), farlab and scp alternating, and the table shows
+ * the medians: one round's rates swing by 30% on a small, shared machine. Ratios are farlab
+ * throughput / scp throughput (>= 1 means farlab was faster), from the medians, with the range of
+ * the rounds' own ratios beside them.
  *
  * CPU time per MiB moved is printed too, for both tools and both ends: it does not depend on
  * what else runs on the machine, unlike the wall-clock rates. farlab: the kernel side (this
@@ -16,7 +20,7 @@
  * stat); scp: the local scp and ssh (this process's reaped children) and the remote side (sshd
  * and `scp -t`/`scp -f`, reaped by the sshd listener once the connection closed).
  *
- *   npx tsc -p . && node dist/bench/transfer.js [--mib 1024] [--files 10000]
+ *   npx tsc -p . && node dist/bench/transfer.js [--mib 1024] [--files 10000] [--rounds 3]
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -27,14 +31,12 @@ import { AgentClient } from "../extension/remote/agent-client";
 import { connectSsh } from "../extension/transports/ssh";
 import { getPath, putPath } from "../extension/remote/volume-transfer";
 import { Sshd } from "../test/helpers/sshd";
+import { TypeScriptEngine } from "../kernel/executor/typescript-engine";
+import { median, option, runBench } from "./lib";
 
-function argument(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
-}
-
-const MIB = argument("mib", 1024);
-const FILES = argument("files", 10_000);
+const MIB = Number(option("mib", "1024"));
+const FILES = Number(option("files", "10000"));
+const ROUNDS = Number(option("rounds", "3"));
 
 /** CPU milliseconds spent by each party of one transfer. */
 interface FarlabCpu {
@@ -47,13 +49,20 @@ interface ScpCpu {
   remote: number;
 }
 
-interface Row {
-  what: string;
+/** One round of one transfer: farlab's and scp's times, CPU, and the peak RSS around farlab's. */
+interface Round {
   farlabS: number;
   scpS: number;
-  bytes: number;
   farlabCpu: FarlabCpu;
   scpCpu: ScpCpu;
+  kernelPeakMiB: number;
+  agentPeakMiB: number;
+}
+
+interface Row {
+  what: string;
+  bytes: number;
+  rounds: Round[];
 }
 
 const TICK_MS = 1000 / Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
@@ -107,24 +116,24 @@ function findAgentPid(dataDir: string): number {
   throw new Error("agent process not found");
 }
 
-/** Samples this process's RSS while `action` runs; returns its time and the peak. */
-/** Samples this process's RSS while `action` runs; returns its time, the peak and everyone's CPU. */
-async function measured<T>(
-  parties: { agent: number; sshd: number },
-  action: () => Promise<T>,
-): Promise<{ seconds: number; peakRssMiB: number; cpu: FarlabCpu; value: T }> {
-  let peak = process.memoryUsage().rss;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+/** Runs `action`; returns its time, everyone's CPU, and the peak RSS of this process and the agent. */
+async function measured(parties: { agent: number; sshd: number }, action: () => Promise<unknown>): Promise<{ seconds: number; cpu: FarlabCpu; kernelPeakMiB: number; agentPeakMiB: number }> {
+  let kernelPeak = process.memoryUsage.rss();
+  let agentPeak = rssMiB(parties.agent, "VmRSS");
+  const timer = setInterval(() => {
+    kernelPeak = Math.max(kernelPeak, process.memoryUsage.rss());
+    agentPeak = Math.max(agentPeak, rssMiB(parties.agent, "VmRSS"));
+  }, 20);
   const agent = procStat(parties.agent).self;
   const sshd = procStat(parties.sshd).self;
   const kernel = process.cpuUsage();
   const started = process.hrtime.bigint();
   try {
-    const value = await action();
+    await action();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const used = process.cpuUsage(kernel);
     const cpu = { kernel: (used.user + used.system) / 1000, agent: procStat(parties.agent).self - agent, sshd: procStat(parties.sshd).self - sshd };
-    return { seconds, peakRssMiB: peak / 1048576, cpu, value };
+    return { seconds, cpu, kernelPeakMiB: kernelPeak / 1048576, agentPeakMiB: agentPeak };
   } finally {
     clearInterval(timer);
   }
@@ -144,31 +153,25 @@ async function timedScp(sshdPid: number, args: string[]): Promise<{ seconds: num
 }
 
 async function main(): Promise<void> {
+  // This process stands for the kernel side, the executor, which runs %volume next to the
+  // TypeScript compiler: load and warm it too, so that collections mark a heap of that size.
+  new TypeScriptEngine().warm();
   const loadAtStart = os.loadavg()[0].toFixed(1);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "farlab-bench-transfer-"));
   const sshd = await Sshd.start();
   const dataDir = path.join(work, "agent-data");
   const knownHosts = path.join(work, "known_hosts");
   fs.writeFileSync(knownHosts, `${sshd.knownHostsLine()}\n`);
-  const client = new AgentClient(
-    () =>
-      connectSsh(sshd.agentConnectOptions(dataDir, knownHosts)),
-    { name: "bench", reconnectAttempts: 0 },
-  );
+  const client = new AgentClient(() => connectSsh(sshd.agentConnectOptions(dataDir, knownHosts)), { name: "bench", reconnectAttempts: 0 });
   const scpOptions = ["-q", "-P", String(sshd.port), "-i", sshd.clientKeyFile, "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"];
   const remote = (p: string) => `${sshd.user}@${sshd.host}:${p}`;
-  const rows: Row[] = [];
   try {
     await client.request({ type: "volume_create", name: "bench" });
     const agentPid = findAgentPid(dataDir);
     const parties = { agent: agentPid, sshd: sshdOf(agentPid) };
     const listener = sshdListenerOf(agentPid);
     const scp = (args: string[]) => timedScp(listener, [...scpOptions, ...args]);
-    const kernelIdle = process.memoryUsage().rss / 1048576;
-    const agentIdle = rssMiB(agentPid, "VmRSS");
-    let kernelPeak = kernelIdle;
 
-    // One large file.
     const big = path.join(work, "big.bin");
     const fd = fs.openSync(big, "w");
     const block = randomBytes(1024 * 1024);
@@ -177,22 +180,6 @@ async function main(): Promise<void> {
       fs.writeSync(fd, block);
     }
     fs.closeSync(fd);
-    const bytes = MIB * 1048576;
-    const put = await measured(parties, () => putPath(client, "bench", big, "big.bin"));
-    kernelPeak = Math.max(kernelPeak, put.peakRssMiB);
-    const scpUp = await scp([big, remote(path.join(work, "scp-big.bin"))]);
-    fs.rmSync(path.join(work, "scp-big.bin"));
-    rows.push({ what: `${MIB} MiB file up (put vs scp)`, farlabS: put.seconds, scpS: scpUp.seconds, bytes, farlabCpu: put.cpu, scpCpu: scpUp.cpu });
-    const get = await measured(parties, () => getPath(client, "bench", "big.bin", path.join(work, "big.back")));
-    kernelPeak = Math.max(kernelPeak, get.peakRssMiB);
-    fs.rmSync(path.join(work, "big.back"));
-    const scpDown = await scp([remote(big), path.join(work, "scp-big.back")]);
-    fs.rmSync(path.join(work, "scp-big.back"));
-    rows.push({ what: `${MIB} MiB file down (get vs scp)`, farlabS: get.seconds, scpS: scpDown.seconds, bytes, farlabCpu: get.cpu, scpCpu: scpDown.cpu });
-    fs.rmSync(big);
-    await client.request({ type: "volume_rm", name: "bench", path: "big.bin", recursive: false });
-
-    // Many small files.
     const small = path.join(work, "small");
     let smallBytes = 0;
     for (let i = 0; i < FILES; i++) {
@@ -202,32 +189,48 @@ async function main(): Promise<void> {
       smallBytes += data.length;
       fs.writeFileSync(path.join(dir, `f${i}.dat`), data);
     }
-    const putSmall = await measured(parties, () => putPath(client, "bench", small, "small"));
-    kernelPeak = Math.max(kernelPeak, putSmall.peakRssMiB);
-    const scpUpSmall = await scp(["-r", small, remote(path.join(work, "scp-small"))]);
-    rows.push({ what: `${FILES} small files up (put vs scp -r)`, farlabS: putSmall.seconds, scpS: scpUpSmall.seconds, bytes: smallBytes, farlabCpu: putSmall.cpu, scpCpu: scpUpSmall.cpu });
-    const getSmall = await measured(parties, () => getPath(client, "bench", "small", path.join(work, "small-back")));
-    kernelPeak = Math.max(kernelPeak, getSmall.peakRssMiB);
-    const scpDownSmall = await scp(["-r", remote(small), path.join(work, "scp-small-back")]);
-    rows.push({ what: `${FILES} small files down (get vs scp -r)`, farlabS: getSmall.seconds, scpS: scpDownSmall.seconds, bytes: smallBytes, farlabCpu: getSmall.cpu, scpCpu: scpDownSmall.cpu });
-    const agentPeak = rssMiB(agentPid, "VmHWM");
 
-    const mibs = (b: number, s: number) => (b / 1048576 / s).toFixed(1);
-    console.log(`\nvolume transfers over SSH (loopback sshd, ${os.cpus().length} cores, load ${loadAtStart} at start, ${os.loadavg()[0].toFixed(1)} at end)`);
-    console.log("| transfer | farlab s | farlab MiB/s | scp s | scp MiB/s | farlab/scp throughput |");
-    console.log("|---|---|---|---|---|---|");
-    for (const row of rows) {
-      console.log(`| ${row.what} | ${row.farlabS.toFixed(2)} | ${mibs(row.bytes, row.farlabS)} | ${row.scpS.toFixed(2)} | ${mibs(row.bytes, row.scpS)} | ${(row.scpS / row.farlabS).toFixed(2)}x |`);
+    // Idle: after making the data (its buffers are this process's, not the transfers'), before any transfer.
+    const kernelIdle = process.memoryUsage.rss() / 1048576;
+    const agentIdle = rssMiB(agentPid, "VmRSS");
+
+    /** One round of a farlab transfer against the scp command doing the same; `clean` removes
+     * what both wrote, so that every round starts from the same state. */
+    const round = async (farlab: () => Promise<unknown>, scpArgs: string[], clean: () => Promise<void>): Promise<Round> => {
+      const run = await measured(parties, farlab);
+      const scpRun = await scp(scpArgs);
+      await clean();
+      return { farlabS: run.seconds, scpS: scpRun.seconds, farlabCpu: run.cpu, scpCpu: scpRun.cpu, kernelPeakMiB: run.kernelPeakMiB, agentPeakMiB: run.agentPeakMiB };
+    };
+    const removeLocal = (...paths: string[]) => {
+      for (const p of paths) fs.rmSync(path.join(work, p), { recursive: true, force: true });
+    };
+    const removeRemote = (volumePath: string) => client.request({ type: "volume_rm", name: "bench", path: volumePath, recursive: true }).then(() => undefined);
+    const rows: Row[] = [
+      { what: `${MIB} MiB file up (put vs scp)`, bytes: MIB * 1048576, rounds: [] },
+      { what: `${MIB} MiB file down (get vs scp)`, bytes: MIB * 1048576, rounds: [] },
+      { what: `${FILES} small files up (put vs scp -r)`, bytes: smallBytes, rounds: [] },
+      { what: `${FILES} small files down (get vs scp -r)`, bytes: smallBytes, rounds: [] },
+    ];
+    for (let r = 0; r < ROUNDS; r++) {
+      // Up then down: the download reads what the upload stored. The volume copy is removed only
+      // after the download, the scp copies right away.
+      rows[0].rounds.push(await round(() => putPath(client, "bench", big, "big.bin"), [big, remote(path.join(work, "scp-big.bin"))], async () => removeLocal("scp-big.bin")));
+      rows[1].rounds.push(
+        await round(() => getPath(client, "bench", "big.bin", path.join(work, "big.back")), [remote(big), path.join(work, "scp-big.back")], async () => {
+          removeLocal("big.back", "scp-big.back");
+          await removeRemote("big.bin");
+        }),
+      );
+      rows[2].rounds.push(await round(() => putPath(client, "bench", small, "small"), ["-r", small, remote(path.join(work, "scp-small"))], async () => removeLocal("scp-small")));
+      rows[3].rounds.push(
+        await round(() => getPath(client, "bench", "small", path.join(work, "small-back")), ["-r", remote(small), path.join(work, "scp-small-back")], async () => {
+          removeLocal("small-back", "scp-small-back");
+          await removeRemote("small");
+        }),
+      );
     }
-    const perMiB = (ms: number, b: number) => (ms / (b / 1048576)).toFixed(2);
-    console.log("\nCPU time per MiB moved (ms; independent of the machine's load)");
-    console.log("| transfer | farlab kernel side | farlab agent | farlab sshd | farlab total | scp local (scp+ssh) | scp remote (sshd+scp) | scp total |");
-    console.log("|---|---|---|---|---|---|---|---|");
-    for (const { what, bytes: b, farlabCpu: f, scpCpu: c } of rows) {
-      console.log(`| ${what} | ${perMiB(f.kernel, b)} | ${perMiB(f.agent, b)} | ${perMiB(f.sshd, b)} | ${perMiB(f.kernel + f.agent + f.sshd, b)} | ${perMiB(c.local, b)} | ${perMiB(c.remote, b)} | ${perMiB(c.local + c.remote, b)} |`);
-    }
-    console.log(`\nkernel side RSS: idle ${kernelIdle.toFixed(0)} MiB, peak during transfers ${kernelPeak.toFixed(0)} MiB (+${(kernelPeak - kernelIdle).toFixed(0)} MiB)`);
-    console.log(`agent RSS: idle ${agentIdle.toFixed(0)} MiB, peak (VmHWM) ${agentPeak.toFixed(0)} MiB (+${(agentPeak - agentIdle).toFixed(0)} MiB)`);
+    report(rows, { loadAtStart, kernelIdle, agentIdle });
   } finally {
     client.close();
     await sshd.stop();
@@ -235,7 +238,45 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+function report(rows: Row[], context: { loadAtStart: string; kernelIdle: number; agentIdle: number }): void {
+  const mibs = (b: number, s: number) => (b / 1048576 / s).toFixed(1);
+  const of = (row: Row, pick: (round: Round) => number) => median(row.rounds.map(pick));
+  console.log(`\nvolume transfers over SSH (loopback sshd, ${os.cpus().length} cores, load ${context.loadAtStart} at start, ${os.loadavg()[0].toFixed(1)} at end; medians of ${ROUNDS} rounds)`);
+  console.log("| transfer | farlab s | farlab MiB/s | scp s | scp MiB/s | farlab/scp throughput | rounds' ratios |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const row of rows) {
+    const farlabS = of(row, (r) => r.farlabS);
+    const scpS = of(row, (r) => r.scpS);
+    const ratios = row.rounds.map((r) => r.scpS / r.farlabS);
+    console.log(
+      `| ${row.what} | ${farlabS.toFixed(2)} | ${mibs(row.bytes, farlabS)} | ${scpS.toFixed(2)} | ${mibs(row.bytes, scpS)} | ${(scpS / farlabS).toFixed(2)}x | ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x |`,
+    );
+  }
+  const perMiB = (ms: number, b: number) => (ms / (b / 1048576)).toFixed(2);
+  console.log("\nCPU time per MiB moved (ms, medians; independent of the machine's load)");
+  console.log("| transfer | farlab kernel side | farlab agent | farlab sshd | farlab total | scp local (scp+ssh) | scp remote (sshd+scp) | scp total |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const row of rows) {
+    const b = row.bytes;
+    const cells = [
+      (r: Round) => r.farlabCpu.kernel,
+      (r: Round) => r.farlabCpu.agent,
+      (r: Round) => r.farlabCpu.sshd,
+      (r: Round) => r.farlabCpu.kernel + r.farlabCpu.agent + r.farlabCpu.sshd,
+      (r: Round) => r.scpCpu.local,
+      (r: Round) => r.scpCpu.remote,
+      (r: Round) => r.scpCpu.local + r.scpCpu.remote,
+    ].map((pick) => perMiB(of(row, pick), b));
+    console.log(`| ${row.what} | ${cells.join(" | ")} |`);
+  }
+  console.log(`\nRSS above idle (kernel side ${context.kernelIdle.toFixed(0)} MiB, agent ${context.agentIdle.toFixed(0)} MiB), the highest peak over the rounds`);
+  console.log("| transfer | kernel side | agent |");
+  console.log("|---|---|---|");
+  for (const row of rows) {
+    const kernel = Math.max(...row.rounds.map((r) => r.kernelPeakMiB)) - context.kernelIdle;
+    const agent = Math.max(...row.rounds.map((r) => r.agentPeakMiB)) - context.agentIdle;
+    console.log(`| ${row.what} | +${kernel.toFixed(0)} MiB | +${agent.toFixed(0)} MiB |`);
+  }
+}
+
+runBench(main);

@@ -23,6 +23,7 @@ import { ProcessBackend } from "./backends/process";
 import type { Backend } from "./backends/types";
 import { GpuAllocator } from "./gpu/allocator";
 import { readGpuInventory } from "./gpu/inventory";
+import { tuneGcForIo } from "./gc-tuning";
 import { StreamTransport } from "./protocol/framing";
 // ZeroMQ (a native addon) is loaded only by the commands that use it (--listen, keys, authorize):
 // `serve --stdio` must run from a bundle carried without node_modules (scripts/bundle-agent.js).
@@ -73,6 +74,7 @@ function milliseconds(value: string): number {
 }
 
 async function serve(options: ServeOptions): Promise<void> {
+  tuneGcForIo();
   if (Boolean(options.stdio) === Boolean(options.listen)) {
     process.stderr.write("farlab-agent serve: say how to serve: --stdio or --listen tcp://HOST:PORT (one of them)\n");
     process.exit(2);

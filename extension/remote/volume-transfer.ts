@@ -4,11 +4,13 @@
  * `window` of chunks in flight, each at most `chunkBytes`, so memory stays constant whatever the
  * size; both hash the whole stream and compare at the end. A download is staged beside its local
  * destination and renamed into place only once verified; a failed or interrupted transfer is
- * aborted on the agent too, which removes its temporary data.
+ * aborted on the agent too, which removes its temporary data. Each runs in duringTransfer
+ * (remote-agent/gc-tuning.ts): the executor's collector is tuned for it while it runs.
  */
 import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import { ArchiveReader, ArchiveWriter, installStaged, planArchive } from "../../remote-agent/volumes/archive";
+import { duringTransfer } from "../../remote-agent/gc-tuning";
 import { releasePayload } from "../../remote-agent/protocol/framing";
 import { TEMP_PREFIX } from "../../remote-agent/volumes/paths";
 import type { AgentClient } from "./agent-client";
@@ -29,7 +31,16 @@ export interface TransferResult {
 }
 
 /** Uploads a local file or folder to `remotePath` in volume `volume`. */
-export async function putPath(client: AgentClient, volume: string, local: string, remotePath: string, options: TransferOptions = {}): Promise<TransferResult> {
+export function putPath(client: AgentClient, volume: string, local: string, remotePath: string, options: TransferOptions = {}): Promise<TransferResult> {
+  return duringTransfer(() => upload(client, volume, local, remotePath, options));
+}
+
+/** Downloads `remotePath` (a file or folder) of volume `volume` to the local path `local`. */
+export function getPath(client: AgentClient, volume: string, remotePath: string, local: string, options: TransferOptions = {}): Promise<TransferResult> {
+  return duringTransfer(() => download(client, volume, remotePath, local, options));
+}
+
+async function upload(client: AgentClient, volume: string, local: string, remotePath: string, options: TransferOptions): Promise<TransferResult> {
   const plan = await planArchive(path.resolve(local));
   checkNotAborted(options.signal, "before the upload started; nothing was sent");
   const start = await client.request({ type: "volume_put", name: volume, path: remotePath, kind: plan.kind, streamBytes: plan.streamBytes });
@@ -74,8 +85,7 @@ export async function putPath(client: AgentClient, volume: string, local: string
   return { kind: plan.kind, files: plan.files, dataBytes: plan.dataBytes };
 }
 
-/** Downloads `remotePath` (a file or folder) of volume `volume` to the local path `local`. */
-export async function getPath(client: AgentClient, volume: string, remotePath: string, local: string, options: TransferOptions = {}): Promise<TransferResult> {
+async function download(client: AgentClient, volume: string, remotePath: string, local: string, options: TransferOptions): Promise<TransferResult> {
   checkNotAborted(options.signal, "before the download started; nothing was written");
   const start = await client.request({ type: "volume_get", name: volume, path: remotePath });
   const destination = path.resolve(local);

@@ -45,7 +45,7 @@ const ASSEMBLE_BYTES = 64 * 1024;
  */
 const POOL_BUFFER_BYTES = 1024 * 1024 + 64 * 1024; // a 1 MiB chunk, its prefix and its header
 const POOL_MAX_FREE = 12;
-const POOL_IDLE_MS = 10_000;
+const POOL_IDLE_MS = 2_000;
 const poolFree: Buffer[] = [];
 /** The whole pool buffer behind each ArrayBuffer the pool made (to recognise a payload as ours). */
 const poolOwned = new WeakMap<ArrayBufferLike, Buffer>();

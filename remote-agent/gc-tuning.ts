@@ -11,8 +11,7 @@
  * - Memory: dead buffers piled up to 64-90 MiB of extra RSS. Most die young, so a young-generation
  *   collection (a scavenge, well under a millisecond) frees them; V8 just never runs one, because
  *   their JS objects hardly fill the young generation. So transfers run one every
- *   TRANSFER_GC_BYTES they move (collectTransferGarbage), and a full one when a large transfer
- *   ends (collectAfterTransfer) for the few that were in flight at a scavenge and got promoted.
+ *   TRANSFER_GC_BYTES they move (collectTransferGarbage).
  * - CPU on the agent: concurrent marking wakes V8's helper threads for every full collection, and
  *   on a small heap they spend far more CPU coordinating than marking, CPU that sshd and the
  *   transfer needed on a small machine. The agent marks on its main thread (--no-concurrent-marking).
@@ -31,10 +30,8 @@ import * as v8 from "node:v8";
 import * as vm from "node:vm";
 
 const TRANSFER_GC_BYTES = 4 * 1024 * 1024;
-/** Transfers at least this large end with a full collection. */
-const LARGE_TRANSFER_BYTES = 64 * 1024 * 1024;
 
-type Collector = (options: { type: "minor" | "major" }) => void;
+type Collector = (options: { type: "minor" }) => void;
 let gc: Collector | undefined;
 let movedSinceCollect = 0;
 let transfersRunning = 0;
@@ -69,9 +66,4 @@ export function collectTransferGarbage(bytes: number): void {
   if (movedSinceCollect < TRANSFER_GC_BYTES) return;
   movedSinceCollect = 0;
   gc({ type: "minor" });
-}
-
-/** Called when a transfer of `bytes` ended (done or not). */
-export function collectAfterTransfer(bytes: number): void {
-  if (gc && bytes >= LARGE_TRANSFER_BYTES) gc({ type: "major" });
 }

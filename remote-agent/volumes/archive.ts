@@ -19,7 +19,7 @@ import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { collectAfterTransfer, collectTransferGarbage } from "../gc-tuning";
+import { collectTransferGarbage } from "../gc-tuning";
 import { archiveEntryPath, isInside, VolumePathError } from "./paths";
 
 export const CHUNK_BYTES = 1024 * 1024;
@@ -200,7 +200,6 @@ export class ArchiveReader {
     await this.file?.handle.close().catch(() => undefined);
     this.file = undefined;
     this.buffers.splice(0);
-    collectAfterTransfer(this.bytesRead);
   }
 }
 
@@ -308,7 +307,6 @@ export class ArchiveWriter {
 
   /** Checks the hash and completeness, then makes the staged data durable. */
   async finish(expectedSha256: string): Promise<void> {
-    collectAfterTransfer(this.bytes);
     if (this.file || this.pending.length > 0 || !this.seenRoot) {
       throw new Error("the transfer ended before all of its data arrived; nothing was written");
     }
@@ -325,7 +323,6 @@ export class ArchiveWriter {
     await this.file?.handle.close().catch(() => undefined);
     this.file = undefined;
     await fsp.rm(this.staging, { recursive: true, force: true });
-    collectAfterTransfer(this.bytes);
   }
 }
 

@@ -7,13 +7,14 @@ the same real client. Prints one JSON object on stdout; bench/local-cell.ts make
 import argparse
 import atexit
 import json
-import os
 import queue
 import statistics
 import sys
 import time
 
 from jupyter_client.manager import KernelManager
+
+from procs import percentile, status_kib, tree_by_depth
 
 TIMEOUT = 120
 # A trivial cell that has not finished after this long is a stalled kernel, not a slow cell.
@@ -89,44 +90,6 @@ def run_cell(kc, code, timeout=TIMEOUT):
     return elapsed
 
 
-def process_tree(root_pid):
-    """root_pid and all its descendants, from /proc."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    tree, todo = [], [root_pid]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
 def in_fresh_kernel(name, work, stalls, kind, what):
     """work(km, kc, t0, kernel_info_s) in a new kernel, which is stopped after. tslab 1.0.22 stops
     answering now and then (no reply, no iopub): a stall is counted in stalls[kind] and the work
@@ -181,8 +144,8 @@ def main():
             count = min(args.batch, args.runs - len(times))
             timed = [run_cell(kc, args.code, CELL_TIMEOUT) for _ in range(count)]
             if not tree_rss:  # idle RSS after the first batch
-                tree = process_tree(km.provisioner.process.pid)
-                tree_rss.append((sum(rss_kib(pid) for pid in tree) / 1024, len(tree)))
+                tree = tree_by_depth(km.provisioner.process.pid)
+                tree_rss.append((sum(status_kib(pid, "VmRSS") for pid in tree) / 1024, len(tree)))
             return timed
 
         # tslab 1.0.22 stops answering after about 170 cells in one kernel, so the runs are split

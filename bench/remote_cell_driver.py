@@ -20,6 +20,7 @@ from jupyter_client.manager import start_new_kernel
 
 from cells import TIMEOUT, checked, run_cell
 from ipp_cluster import ipp_cluster
+from procs import percentile, status_kib, tree_by_depth
 
 # ipykernel's debugger otherwise warns on stderr about frozen modules at every start.
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
@@ -29,54 +30,11 @@ def log(text):
     print(text, file=sys.stderr, flush=True)
 
 
-def percentile(values, p):
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
 def summary(values):
     return {"p50_ms": statistics.median(values) * 1000, "p95_ms": percentile(values, 95) * 1000, "n": len(values)}
 
 
 # ---- processes and memory ------------------------------------------------------------------------
-
-
-def children_of():
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
-def tree_by_depth(root_pid):
-    """{pid: depth} for root_pid (0) and its descendants."""
-    children = children_of()
-    depth, todo = {}, [(root_pid, 0)]
-    while todo:
-        pid, d = todo.pop()
-        depth[pid] = d
-        todo.extend((child, d + 1) for child in children.get(pid, []))
-    return depth
-
-
-def status_kib(pid, field):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def reset_peak(pid):

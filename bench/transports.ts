@@ -20,15 +20,11 @@ import { StreamTransport } from "../remote-agent/protocol/framing";
 import type { SessionRef } from "../remote-agent/protocol/messages";
 import { AGENT_CLI, ListeningAgent } from "../test/helpers/listening-agent";
 import { Sshd } from "../test/helpers/sshd";
+import { option } from "./lib";
 
-function option(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 ? Number(process.argv[index + 1]) : fallback;
-}
-
-const CELLS = option("cells", 200);
+const CELLS = Number(option("cells", "200"));
 const WARMUP = 20;
-const MIB = option("mib", 32);
+const MIB = Number(option("mib", "32"));
 const SESSION: SessionRef = { lang: "python", resources: {}, fresh: false };
 
 interface Numbers {

@@ -131,3 +131,31 @@ test("claiming another user's identity without their key shows nothing of theirs
     }
   }
 });
+
+test("a client reusing another user's client id gets its own default session, not theirs", async () => {
+  // The default (unnamed) session is per client id; an id is not a secret (a peer may learn or
+  // guess it), so it must only ever select among the asking user's own sessions.
+  const DEFAULT: SessionRef = { lang: "python", resources: {}, fresh: false };
+  const run = async (client: AgentClient, code: string) => {
+    const stream = await client.run({ session: DEFAULT, code });
+    let stdout = "";
+    let ename: string | undefined;
+    for await (const { event } of stream) {
+      if (event.kind === "stream" && event.name === "stdout") stdout += event.text;
+      if (event.kind === "error") ename = event.ename;
+    }
+    return { stdout, ename };
+  };
+  assert.equal((await run(alice, 'default_secret = "alice-default"\nprint("set")')).stdout, "set\n");
+  const impostor = clientFor(bobKeys, "same-client-id");
+  // As a client that sends alice's client id in its hello (AgentClient picks a random one).
+  Object.defineProperty(impostor, "clientId", { value: alice.clientId });
+  try {
+    assert.equal((await run(impostor, "print(default_secret)")).ename, "NameError", "bob's default session is not alice's");
+    assert.equal((await run(alice, "print(default_secret)")).stdout, "alice-default\n", "alice's default session kept its state");
+    const seen = (await impostor.request({ type: "sessions" })).sessions;
+    assert.ok(seen.every((s) => s.cells === 1), `bob sees only his own one-cell session: ${JSON.stringify(seen)}`);
+  } finally {
+    impostor.close();
+  }
+});

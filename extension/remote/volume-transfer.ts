@@ -44,8 +44,7 @@ async function upload(client: AgentClient, volume: string, local: string, remote
   const plan = await planArchive(path.resolve(local));
   checkNotAborted(options.signal, "before the upload started; nothing was sent");
   const start = await client.request({ type: "volume_put", name: volume, path: remotePath, kind: plan.kind, streamBytes: plan.streamBytes });
-  // Buffers are reused once acknowledged: a ring larger than the window.
-  const reader = new ArchiveReader(plan, start.chunkBytes, start.window + 2);
+  const reader = new ArchiveReader(plan, start.chunkBytes, start.window);
   let sent = 0;
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;

@@ -270,11 +270,11 @@ export class DockerBackend implements Backend {
   /**
    * Pulls `image` unless it is here, reporting progress (layers done, bytes) at most once a
    * second and at the end; a pull that cannot succeed is a RuntimeStartError saying why.
+   * Returns the image's id.
    */
-  async ensureImage(image: string, onProgress: (text: string) => void = () => undefined): Promise<void> {
+  async ensureImage(image: string, onProgress: (text: string) => void = () => undefined): Promise<string> {
     try {
-      await this.docker.getImage(image).inspect();
-      return;
+      return (await this.docker.getImage(image).inspect()).Id;
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode !== 404) throw new RuntimeStartError(`docker: cannot inspect image ${image}: ${dockerMessage(e)}`);
     }
@@ -304,6 +304,7 @@ export class DockerBackend implements Backend {
       );
     });
     onProgress(`${progress.describe()}; done`);
+    return (await this.docker.getImage(image).inspect()).Id;
   }
 
   /**
@@ -317,11 +318,10 @@ export class DockerBackend implements Backend {
       this.log(`session ${spec.name}: ${text}`);
       spec.onStatus?.(text);
     };
-    await this.ensureImage(base, report);
+    const baseId = await this.ensureImage(base, report);
     const apt = spec.resources.apt ?? [];
     const pip = spec.resources.pip ?? [];
     if (apt.length === 0 && pip.length === 0) return base;
-    const baseId = (await this.docker.getImage(base).inspect()).Id;
     const dockerfile = derivedDockerfile(base, apt, pip);
     const tag = `${DERIVED_REPOSITORY}:${createHash("sha256").update(`${baseId}\n${dockerfile}`).digest("hex").slice(0, 20)}`;
     const exists = await this.docker.getImage(tag).inspect().then(() => true, () => false);

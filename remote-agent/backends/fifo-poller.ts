@@ -9,17 +9,13 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { OutputSource } from "./process";
+import { HeldOutput, type OutputSource } from "./output-source";
 import type { OutputListener } from "./types";
 
 const POLL_MS = 20;
-const READ_BYTES = 64 * 1024;
 
-export class FifoPoller implements OutputSource {
+export class FifoPoller extends HeldOutput implements OutputSource {
   private readonly fds: Array<["stdout" | "stderr", number]>;
-  private listener?: OutputListener;
-  private held: Array<[name: "stdout" | "stderr", chunk: Buffer]> = [];
-  private readonly buffer = Buffer.alloc(READ_BYTES);
   private timer?: NodeJS.Timeout;
   private paused = false;
   private closed = false;
@@ -33,17 +29,13 @@ export class FifoPoller implements OutputSource {
     dir: string,
     private readonly tap: OutputListener = () => undefined,
   ) {
+    super();
     const open = (name: string) => fs.openSync(path.join(dir, name), fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
     this.fds = [
       ["stdout", open("stdout")],
       ["stderr", open("stderr")],
     ];
     this.schedule(false);
-  }
-
-  listen(listener: OutputListener): void {
-    this.listener = listener;
-    for (const [name, chunk] of this.held.splice(0)) listener(name, chunk);
   }
 
   drain(): boolean {
@@ -87,25 +79,12 @@ export class FifoPoller implements OutputSource {
   private readAll(): boolean {
     if (this.closed) return false;
     let filled = false;
-    for (const [name, fd] of this.fds) {
-      for (;;) {
-        let n: number;
-        try {
-          n = fs.readSync(fd, this.buffer, 0, READ_BYTES, null);
-        } catch {
-          break; // EAGAIN: empty for now
-        }
-        if (n <= 0) break;
-        if (n === READ_BYTES) filled = true;
-        this.deliver(name, Buffer.from(this.buffer.subarray(0, n)));
-      }
-    }
+    for (const [name, fd] of this.fds) filled = this.deliverAvailable(name, fd) || filled;
     return filled;
   }
 
-  private deliver(name: "stdout" | "stderr", chunk: Buffer): void {
+  protected override deliver(name: "stdout" | "stderr", chunk: Buffer): void {
     this.tap(name, chunk);
-    if (this.listener) this.listener(name, chunk);
-    else this.held.push([name, chunk]);
+    super.deliver(name, chunk);
   }
 }

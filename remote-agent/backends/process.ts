@@ -18,6 +18,7 @@ import * as readline from "node:readline";
 import type { Readable } from "node:stream";
 import type { FromRunner, ToRunner } from "../protocol/runner";
 import { runtimeCommand } from "../runtimes";
+import { HeldOutput, type OutputSource } from "./output-source";
 import { withVolumeMounts } from "../volumes/mount-namespace";
 import {
   RuntimeStartError,
@@ -215,30 +216,18 @@ export async function* runnerMessages(socket: net.Socket, log: (line: string) =>
   }
 }
 
-/** Where a runtime's fd 1/2 output comes from (PipeReader here, FifoPoller for containers). */
-export interface OutputSource {
-  listen(listener: OutputListener): void;
-  /** Synchronously delivers what the pipes hold now; false where it cannot. */
-  drain(): boolean;
-  pause(): void;
-  resume(): void;
-}
-
 /**
  * The runtime's stdout/stderr pipes: chunks go to one listener (held until it is set), from
  * libuv's reads as they come, or from a synchronous read of what is already in the pipe (drain).
  * Reading the pipe's descriptor directly is safe beside libuv: it is non-blocking, and libuv
  * just finds it empty (EAGAIN) afterwards.
  */
-export class PipeReader implements OutputSource {
-  private listener?: OutputListener;
-  private held: Array<[name: "stdout" | "stderr", chunk: Buffer]> = [];
-  private readonly buffer = Buffer.alloc(64 * 1024);
-
+export class PipeReader extends HeldOutput implements OutputSource {
   constructor(
     private readonly stdout: Readable,
     private readonly stderr: Readable,
   ) {
+    super();
     stdout.on("data", (chunk: Buffer) => this.deliver("stdout", chunk));
     stderr.on("data", (chunk: Buffer) => this.deliver("stderr", chunk));
   }
@@ -253,11 +242,6 @@ export class PipeReader implements OutputSource {
     this.stderr.resume();
   }
 
-  listen(listener: OutputListener): void {
-    this.listener = listener;
-    for (const [name, chunk] of this.held.splice(0)) listener(name, chunk);
-  }
-
   drain(): boolean {
     let supported = true;
     for (const [name, stream] of [["stdout", this.stdout], ["stderr", this.stderr]] as const) {
@@ -269,22 +253,8 @@ export class PipeReader implements OutputSource {
       // What libuv already read (held in the stream while it is paused) is older than what sits
       // in the pipe: deliver it first (read() emits it as 'data').
       while (stream.readableLength > 0 && stream.read() !== null);
-      for (;;) {
-        let n: number;
-        try {
-          n = fs.readSync(fd, this.buffer, 0, this.buffer.length, null);
-        } catch {
-          break; // EAGAIN: empty for now (or closed: libuv reports the end)
-        }
-        if (n <= 0) break;
-        this.deliver(name, Buffer.from(this.buffer.subarray(0, n)));
-      }
+      this.deliverAvailable(name, fd);
     }
     return supported;
-  }
-
-  private deliver(name: "stdout" | "stderr", chunk: Buffer): void {
-    if (this.listener) this.listener(name, chunk);
-    else this.held.push([name, chunk]);
   }
 }

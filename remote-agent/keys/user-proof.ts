@@ -25,11 +25,15 @@ function sharedSecret(ourSecret: string, ourPublic: string, theirPublic: string)
   return diffieHellman({ privateKey, publicKey });
 }
 
+/** The proof's bytes: an HMAC of the user name under the X25519 secret both ends can compute. */
+function proofFor(user: string, ours: CurveKeyPair, theirPublic: string): Buffer {
+  return createHmac("sha256", sharedSecret(ours.secretKey, ours.publicKey, theirPublic)).update(`farlab-user:${user}`).digest();
+}
+
 /** Client side: the proof for `curveUser(client.publicKey)` towards the agent with `agentPublicKey`. */
 export function makeUserProof(client: CurveKeyPair, agentPublicKey: string): { user: string; proof: string } {
   const user = curveUser(client.publicKey);
-  const proof = createHmac("sha256", sharedSecret(client.secretKey, client.publicKey, agentPublicKey)).update(`farlab-user:${user}`).digest("hex");
-  return { user, proof };
+  return { user, proof: proofFor(user, client, agentPublicKey).toString("hex") };
 }
 
 /** Agent side: whether `proof` shows that the client holds the secret key of `user` (`curve:KEY`). */
@@ -37,8 +41,7 @@ export function checkUserProof(agent: CurveKeyPair, user: string, proof: string 
   const match = /^curve:(.{40})$/.exec(user);
   if (!match || !proof || !/^[0-9a-f]{64}$/.test(proof)) return false;
   try {
-    const expected = createHmac("sha256", sharedSecret(agent.secretKey, agent.publicKey, match[1])).update(`farlab-user:${user}`).digest();
-    return timingSafeEqual(expected, Buffer.from(proof, "hex"));
+    return timingSafeEqual(proofFor(user, agent, match[1]), Buffer.from(proof, "hex"));
   } catch {
     return false;
   }

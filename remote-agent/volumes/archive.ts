@@ -113,11 +113,12 @@ export async function planArchive(source: string, confine?: string): Promise<Arc
 /**
  * Reads a planned archive as a stream of chunks of at most `chunkBytes`; hashes what it yields.
  *
- * With `ring` > 0 the chunks are `ring` buffers used in turn, not a new buffer each: a chunk may
- * only be reused once the peer has acknowledged it, which windowed flow guarantees when `ring`
- * exceeds the window (chunk n is read only after chunk n - window was acknowledged). Without
- * reuse, a fast sender piles up hundreds of MiB of dead 1 MiB buffers before V8 collects them
- * (little JS heap is allocated, so collections are rare).
+ * The chunks are window + 2 buffers used in turn, not a new buffer each, for a sender that keeps
+ * at most `window` chunks unacknowledged: chunk n is read only after chunk n - window was
+ * acknowledged, so a buffer comes round again only once its previous chunk was received (one more
+ * for the chunk being sent, one for the chunk being read). Without reuse, a fast sender piles up
+ * hundreds of MiB of dead 1 MiB buffers before V8 collects them (little JS heap is allocated, so
+ * collections are rare).
  */
 export class ArchiveReader {
   private readonly hash: Hash = createHash("sha256");
@@ -127,16 +128,18 @@ export class ArchiveReader {
   private finished = false;
   bytesRead = 0;
   private readonly buffers: Buffer[] = [];
+  private readonly ring: number;
   private chunks = 0;
 
   constructor(
     private readonly plan: ArchivePlan,
-    private readonly chunkBytes = CHUNK_BYTES,
-    private readonly ring = 0,
-  ) {}
+    private readonly chunkBytes: number,
+    window: number,
+  ) {
+    this.ring = window + 2;
+  }
 
   private nextBuffer(): Buffer {
-    if (this.ring <= 0) return Buffer.allocUnsafe(this.chunkBytes);
     const slot = this.chunks++ % this.ring;
     return (this.buffers[slot] ??= Buffer.allocUnsafe(this.chunkBytes));
   }

@@ -27,7 +27,7 @@ export function tempName(id: string): string {
 
 /** Whether a temporary's owner is gone (its pid is not a live process, or unreadable). */
 export function isAbandonedTemp(name: string): boolean {
-  const pid = Number(/^\.farlab-tmp-(\d+)-/.exec(name)?.[1]);
+  const pid = name.startsWith(TEMP_PREFIX) ? Number(/^(\d+)-/.exec(name.slice(TEMP_PREFIX.length))?.[1]) : NaN;
   if (!Number.isInteger(pid) || pid <= 0) return true; // no owner recorded
   if (pid === process.pid) return false;
   try {

@@ -91,7 +91,7 @@ export class TransferManager {
     if (!exists) throw notFound(`'${pathSegments(relative).join("/")}' does not exist in volume '${name}'`);
     const plan = await planArchive(absolute, volumeRoot);
     const id = newTransferId();
-    this.add({ direction: "get", id, owner, volume: name, chain: Promise.resolve(), nextSeq: 0, reader: new ArchiveReader(plan, CHUNK_BYTES, WINDOW + 2) });
+    this.add({ direction: "get", id, owner, volume: name, chain: Promise.resolve(), nextSeq: 0, reader: new ArchiveReader(plan, CHUNK_BYTES, WINDOW) });
     return {
       transferId: id,
       kind: plan.kind,

@@ -37,8 +37,8 @@ function clientFor(keys: CurveKeyPair, name: string, claim?: { user: string; use
   });
 }
 
-async function runToEnd(client: AgentClient, code: string): Promise<{ jobId: string; stdout: string; ename?: string }> {
-  const stream = await client.run({ session: SESSION, code });
+async function runToEnd(client: AgentClient, code: string, session = SESSION): Promise<{ jobId: string; stdout: string; ename?: string }> {
+  const stream = await client.run({ session, code });
   let stdout = "";
   let ename: string | undefined;
   for await (const { event } of stream) {
@@ -136,16 +136,7 @@ test("a client reusing another user's client id gets its own default session, no
   // The default (unnamed) session is per client id; an id is not a secret (a peer may learn or
   // guess it), so it must only ever select among the asking user's own sessions.
   const DEFAULT: SessionRef = { lang: "python", resources: {}, fresh: false };
-  const run = async (client: AgentClient, code: string) => {
-    const stream = await client.run({ session: DEFAULT, code });
-    let stdout = "";
-    let ename: string | undefined;
-    for await (const { event } of stream) {
-      if (event.kind === "stream" && event.name === "stdout") stdout += event.text;
-      if (event.kind === "error") ename = event.ename;
-    }
-    return { stdout, ename };
-  };
+  const run = (client: AgentClient, code: string) => runToEnd(client, code, DEFAULT);
   assert.equal((await run(alice, 'default_secret = "alice-default"\nprint("set")')).stdout, "set\n");
   const impostor = clientFor(bobKeys, "same-client-id");
   // As a client that sends alice's client id in its hello (AgentClient picks a random one).

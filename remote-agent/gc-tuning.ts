@@ -6,7 +6,7 @@
  * Why: a transfer moves its bytes through buffers outside V8's heap (SSH packets, socket reads,
  * chunks), which V8 frees only when a collection finds their small JS objects dead. Left to
  * itself V8 runs a full collection after every 64 MB or so of them, overshooting while it marks,
- * and four things went wrong (perf and --trace-gc, docs/volumes.md):
+ * and three things went wrong (perf and --trace-gc, docs/volumes.md):
  *
  * - Memory: dead buffers piled up to 64-90 MiB of extra RSS. Most die young, so a young-generation
  *   collection (a scavenge, well under a millisecond) frees them; V8 just never runs one, because

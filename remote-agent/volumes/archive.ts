@@ -213,7 +213,7 @@ export class ArchiveReader {
 export class ArchiveWriter {
   private readonly hash: Hash = createHash("sha256");
   private pending: Buffer = Buffer.alloc(0);
-  private file?: { handle: fsp.FileHandle; remaining: number; path: string; unsynced: number; syncing?: Promise<void> };
+  private file?: { handle: fsp.FileHandle; remaining: number; path: string; unsynced: number; syncing?: Promise<void>; writebackError?: unknown };
   private readonly handlesToSync: string[] = [];
   private seenRoot = false;
   files = 0;
@@ -290,19 +290,31 @@ export class ArchiveWriter {
   /**
    * Starts writing what the file has so far to disk (fdatasync, in libuv's pool) while the
    * transfer goes on, so that the fsync at its end waits for the last few MiB only, not all of
-   * a large file (0.3-0.5 s per GiB here). One at a time per file; its error surfaces at close.
+   * a large file (0.3-0.5 s per GiB here). One at a time per file. A failure is kept and thrown
+   * at close: Linux reports a writeback error to one fsync only, so the final fsync could succeed
+   * although data was lost.
    */
   private startWriteback(file: NonNullable<ArchiveWriter["file"]>): void {
     file.unsynced = 0;
-    const syncing = file.handle.datasync().finally(() => (file.syncing = undefined));
-    syncing.catch(() => undefined); // awaited (and so reported) by closeFile or abort
-    file.syncing = syncing;
+    file.syncing = file.handle.datasync().then(
+      () => {
+        file.syncing = undefined;
+      },
+      (error: unknown) => {
+        file.syncing = undefined;
+        file.writebackError ??= error;
+      },
+    );
   }
 
   private async closeFile(): Promise<void> {
     const file = this.file!;
     this.file = undefined;
     await file.syncing;
+    if (file.writebackError) {
+      await file.handle.close().catch(() => undefined);
+      throw file.writebackError;
+    }
     // One file: fsync it here. A folder: one syncfs at the end is far cheaper than thousands of fsyncs.
     if (this.kind === "file") await file.handle.sync();
     await file.handle.close();
@@ -322,7 +334,7 @@ export class ArchiveWriter {
 
   /** Removes whatever was staged. */
   async abort(): Promise<void> {
-    await this.file?.syncing?.catch(() => undefined);
+    await this.file?.syncing;
     await this.file?.handle.close().catch(() => undefined);
     this.file = undefined;
     await fsp.rm(this.staging, { recursive: true, force: true });

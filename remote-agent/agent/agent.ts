@@ -15,7 +15,7 @@ import { dispatch, type HandlerTable } from "./dispatcher";
 import { createHandlers } from "./handlers";
 import { abandonMapsOf } from "../map/handlers";
 import { Job, type JobRequest } from "./job";
-import { Journal, lastRunnerMark } from "./journal";
+import { Journal } from "./journal";
 import { readJobMeta } from "./ownership";
 import type { Log } from "./log";
 import type { Session } from "./session";
@@ -118,8 +118,8 @@ export class Agent {
         continue;
       }
       const gpus = this.options.gpus.claim(left.name, left.gpuUuids);
-      const { job, timeoutMs } = this.adoptJob(left.name, left.resume.job) ?? {};
-      const after = job ? (lastRunnerMark(this.journal, job.id) ?? left.resume.jobFirstSeq - 1) : left.resume.lastSeq;
+      const { job, timeoutMs, lastRunnerMark } = this.adoptJob(left.name, left.resume.job) ?? {};
+      const after = job ? (lastRunnerMark ?? left.resume.jobFirstSeq - 1) : left.resume.lastSeq;
       if (job) this.track(job, session);
       session.adopt(left.runtime, gpus, job, timeoutMs);
       left.runtime.send({ type: "resume", after });
@@ -130,10 +130,10 @@ export class Agent {
   }
 
   /** The unfinished job `jobId` of a dead agent, from its journal, or undefined. */
-  private adoptJob(sessionName: string, jobId: string | undefined): { job: Job; timeoutMs?: number } | undefined {
+  private adoptJob(sessionName: string, jobId: string | undefined): { job: Job; timeoutMs?: number; lastRunnerMark?: number } | undefined {
     const meta = jobId ? readJobMeta(this.journal, jobId) : undefined;
     if (!jobId || !meta) return undefined;
-    const events = this.journal.read(jobId);
+    const { events, lastRunnerMark } = this.journal.readForResume(jobId);
     if (events.length === 0 || events.some((e) => e.event.kind === "done")) return undefined;
     const started = events.find((e) => e.event.kind === "started");
     const request: JobRequest = { owner: meta.owner, code: meta.codePreview, inputs: {}, wantValue: false, timeoutMs: meta.timeoutMs ?? 2 ** 31 - 1 };
@@ -143,7 +143,7 @@ export class Agent {
       startedAt: started?.time,
       lastSeq: events[events.length - 1].seq,
     });
-    return { job, timeoutMs: meta.timeoutMs };
+    return { job, timeoutMs: meta.timeoutMs, lastRunnerMark };
   }
 
   /** Makes a job in `session`; it is queued by the caller once the client knows its id. */

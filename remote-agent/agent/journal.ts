@@ -22,7 +22,6 @@ export class Journal {
     fs.mkdirSync(dir, { recursive: true });
   }
 
-
   pathOf(jobId: string): string {
     return path.join(this.dir, `${jobId}.jsonl`);
   }
@@ -46,45 +45,36 @@ export class Journal {
 
   /** The job's events with seq > fromSeq, in order; [] for an unknown job. */
   read(jobId: string, fromSeq = 0): JobEvent[] {
-    if (!isSafeJobId(jobId)) return [];
+    return this.scan(jobId, fromSeq).events;
+  }
+
+  /** The job's events and its last runner mark (see above): where an adopting agent resumes. */
+  readForResume(jobId: string): { events: JobEvent[]; lastRunnerMark?: number } {
+    return this.scan(jobId, 0);
+  }
+
+  private scan(jobId: string, fromSeq: number): { events: JobEvent[]; lastRunnerMark?: number } {
+    const events: JobEvent[] = [];
+    let lastRunnerMark: number | undefined;
+    if (!isSafeJobId(jobId)) return { events };
     let text: string;
     try {
       text = fs.readFileSync(this.pathOf(jobId), "utf8");
     } catch {
-      return [];
+      return { events };
     }
-    const events: JobEvent[] = [];
     for (const line of text.split("\n")) {
       if (line === "") continue;
       try {
-        const event = JSON.parse(line) as JobEvent;
-        if (event.type === "event" && event.seq > fromSeq) events.push(event);
+        const entry = JSON.parse(line) as JobEvent | { type: "mark"; runnerSeq: number };
+        if (entry.type === "mark") lastRunnerMark = entry.runnerSeq;
+        else if (entry.type === "event" && entry.seq > fromSeq) events.push(entry);
       } catch {
         // a line torn by a crash mid-write: the events before it still replay
       }
     }
-    return events;
+    return { events, lastRunnerMark };
   }
-}
-
-/** The last runner seq marked in a job's journal (see above), or undefined. */
-export function lastRunnerMark(journal: Journal, jobId: string): number | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(journal.pathOf(jobId), "utf8");
-  } catch {
-    return undefined;
-  }
-  let mark: number | undefined;
-  for (const line of text.split("\n")) {
-    if (!line.startsWith('{"type":"mark"')) continue;
-    try {
-      mark = (JSON.parse(line) as { runnerSeq: number }).runnerSeq;
-    } catch {
-      // torn
-    }
-  }
-  return mark;
 }
 
 export class JournalWriter {
@@ -96,18 +86,14 @@ export class JournalWriter {
     private readonly ownerFile?: string,
     { existing = true }: { existing?: boolean } = {},
   ) {
-    this.fd = fs.openSync(file, "a");
+    // "a+": appends go to the end whatever the position given to reads.
+    this.fd = fs.openSync(file, existing ? "a+" : "a");
     // A journal taken over from an agent killed mid-write may end in a torn line: end it, so the
     // next event starts a line of its own. (A new job's journal is new: nothing to check.)
     const size = existing ? fs.fstatSync(this.fd).size : 0;
     if (size > 0) {
       const last = Buffer.alloc(1);
-      const readFd = fs.openSync(file, "r");
-      try {
-        fs.readSync(readFd, last, 0, 1, size - 1);
-      } finally {
-        fs.closeSync(readFd);
-      }
+      fs.readSync(this.fd, last, 0, 1, size - 1);
       if (last[0] !== 0x0a) fs.writeSync(this.fd, "\n");
     }
   }

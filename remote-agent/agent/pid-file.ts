@@ -5,6 +5,16 @@
  */
 import * as fs from "node:fs";
 
+/** Whether process `pid` exists (this one included; another user's too). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // alive, another user's
+  }
+}
+
 /** The pid in `file` if that process is alive (this one included); undefined: no file, no pid, or gone. */
 export function livePidIn(file: string): number | undefined {
   let pid: number;
@@ -13,13 +23,7 @@ export function livePidIn(file: string): number | undefined {
   } catch {
     return undefined;
   }
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM" ? pid : undefined; // EPERM: alive, another user's
-  }
+  return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : undefined;
 }
 
 /** Whether `file` names a live process other than this one (false: no file, no pid, or gone). */

@@ -175,24 +175,18 @@ export class DockerBackend implements Backend {
           await this.docker.getContainer(info.Id).remove({ force: true }).catch(() => undefined);
           removeSessionDirs(sessionDir, labels[LABEL_SPEC_ID]);
         };
-        let resources: Resources;
-        try {
-          resources = JSON.parse(labels[LABEL_RESOURCES] ?? "") as Resources;
-        } catch {
-          return remove("it has no session settings (made by an older agent)");
-        }
-        const lang = labels[LABEL_LANG] as Lang | undefined;
         if (info.State !== "running") return remove(`it is ${info.State}`);
         if (labels[LABEL_REPLICA] || session.includes("/")) return remove("it is a %map worker");
-        if (!lang || !labels[LABEL_SPEC_ID]) return remove("it has no session settings (made by an older agent)");
+        const settings = sessionSettings(labels);
+        if (!settings) return remove("it has no session settings (made by an older agent)");
         try {
-          const spec = { id: labels[LABEL_SPEC_ID], name: session, lang, resources };
+          const spec = { name: session, ...settings };
           const { handle, ready } = await this.connect(this.docker.getContainer(info.Id), spec, info.Image, RECONNECT_TIMEOUT_MS, false);
           adopted.push({
             runtime: handle,
             name: session,
-            lang,
-            resources,
+            lang: settings.lang,
+            resources: settings.resources,
             owner: labels[LABEL_OWNER],
             gpuUuids: (labels[LABEL_GPUS] ?? "").split(",").filter(Boolean),
             resume: ready.resume ?? { jobFirstSeq: 1, lastSeq: 0 },
@@ -492,6 +486,18 @@ export class DockerBackend implements Backend {
     } finally {
       clearTimeout(timer);
     }
+  }
+}
+
+/** A leftover container's session settings from its labels; undefined when it has none (an older agent's). */
+function sessionSettings(labels: Record<string, string>): { id: string; lang: Lang; resources: Resources } | undefined {
+  const id = labels[LABEL_SPEC_ID];
+  const lang = labels[LABEL_LANG] as Lang | undefined;
+  if (!id || !lang) return undefined;
+  try {
+    return { id, lang, resources: JSON.parse(labels[LABEL_RESOURCES] ?? "") as Resources };
+  } catch {
+    return undefined;
   }
 }
 

@@ -257,7 +257,6 @@ export class MapRun {
     for (const name of ["stdout", "stderr"] as const) this.job.stream(name, masker.flush(name));
   }
 
-
   /**
    * Batches kept on one worker: two (the next waits in the runtime's inbox, hiding the round
    * trip) for quick inputs, or while plenty of inputs are queued; one near the end of slow

@@ -11,6 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { AgentError } from "../agent/errors";
+import { processAlive } from "../agent/pid-file";
 
 export const VOLUME_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /** Temporary files and folders of unfinished transfers; hidden from `ls`, removed at start. */
@@ -29,13 +30,7 @@ export function tempName(id: string): string {
 export function isAbandonedTemp(name: string): boolean {
   const pid = name.startsWith(TEMP_PREFIX) ? Number(/^(\d+)-/.exec(name.slice(TEMP_PREFIX.length))?.[1]) : NaN;
   if (!Number.isInteger(pid) || pid <= 0) return true; // no owner recorded
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
-  }
+  return !processAlive(pid);
 }
 
 export class VolumePathError extends AgentError {

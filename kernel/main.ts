@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { processAlive } from "../remote-agent/agent/pid-file";
 import { ChildInterpreter } from "./executor/child-interpreter";
 import { readConnectionFile } from "./protocol/connection-file";
 import { HistoryStore } from "./protocol/history";
@@ -53,13 +54,9 @@ function watchParent(onGone: () => void): void {
   const parent = Number(process.env.JPY_PARENT_PID);
   if (!Number.isInteger(parent) || parent <= 1) return;
   const timer = setInterval(() => {
-    try {
-      process.kill(parent, 0);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ESRCH") return; // EPERM: alive, not ours
-      clearInterval(timer);
-      onGone();
-    }
+    if (processAlive(parent)) return;
+    clearInterval(timer);
+    onGone();
   }, 1000);
   timer.unref();
 }
